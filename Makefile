@@ -1,0 +1,56 @@
+# PyTake: `make run` starts the whole platform, `make test` runs the suite. Both set themselves up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed-stamp
+export PATH := $(BIN):$(PATH)
+
+# Everything in the Procfile but `release` (migrations run once, before the rest starts).
+PROCESSES := web webhooks bots sends campaigns analytics maintenance beat flower
+
+.PHONY: install run migrate test test-unit test-integration bench clean-data help
+
+help:
+	@echo "make run      start web, every worker pool, beat and Flower on embedded stores (Ctrl-C stops all)"
+	@echo "make test     run the test suite (set TEST_DATABASE_URL / TEST_REDIS_URL to use your servers)"
+	@echo "make migrate  apply database migrations"
+	@echo "make bench    run the benchmarks under bench/"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	@echo "pytake: installing dependencies into $(VENV) ..."
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
+	@$(BIN)/python -c "import web, workers.app, shared.embedded" || (echo "pytake: install failed" && exit 1)
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	@$(BIN)/python -m shared.embedded -- sh -c '\
+		alembic upgrade head && \
+		echo "" && \
+		echo "pytake: API      http://localhost:$${WEB_PORT:-8000}/docs   (ReDoc /redoc, spec /openapi.json)" && \
+		echo "pytake: health   http://localhost:$${WEB_PORT:-8000}/readyz?deep=1" && \
+		echo "pytake: Flower   http://localhost:$${FLOWER_PORT:-5555}   (user $${FLOWER_USER:-admin}, password $${FLOWER_PASSWORD:-pytake})" && \
+		echo "pytake: Ctrl-C stops everything; data stays in ./var" && \
+		echo "" && \
+		exec honcho start -e /dev/null $(PROCESSES)'
+
+migrate: install
+	@$(BIN)/python -m shared.embedded -- alembic upgrade head
+
+test: install
+	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: install
+	@$(BIN)/python -m pytest -m "not integration" $(PYTEST_ARGS)
+
+test-integration: install
+	@$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+bench: install
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python -m shared.embedded -- $(BIN)/python $$script || exit 1; done
+
+clean-data:
+	rm -rf var/

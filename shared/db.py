@@ -1,0 +1,119 @@
+"""Database plumbing: one engine per process, one unit of work per request or task.
+
+Services receive a session and never commit; whoever opened the unit of work
+commits once at the end (the web request or the task). Forked worker children
+call `dispose_engine()` so they never share a parent's connections.
+
+Soft delete and tenancy are applied here, once, for every query on the models
+that opt in (see `shared.models.base`):
+- rows with `deleted_at` set are hidden unless the statement carries
+  `execution_options(include_deleted=True)`;
+- when an organization is bound (`bind_organization`), tenant rows of other
+  organizations are hidden; `execution_options(all_tenants=True)` lifts that for
+  system work such as sweeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import uuid
+from typing import Callable, Iterator
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
+
+from shared.models.base import SoftDeleteMixin, TenantMixin
+from shared.settings import get_settings
+
+_engine: Engine | None = None
+_session_factory: Callable[[], Session] | None = None
+_current_org: contextvars.ContextVar[uuid.UUID | None] = contextvars.ContextVar("pytake_org_id", default=None)
+
+
+class DatabaseNotConfiguredError(RuntimeError):
+    pass
+
+
+def get_engine() -> Engine:
+    global _engine
+    if _engine is None:
+        url = get_settings().database_url
+        if not url:
+            raise DatabaseNotConfiguredError(
+                "DATABASE_URL is not set: run through `make run` (which starts an embedded PostgreSQL) or set it"
+            )
+        _engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=5,
+            connect_args={"connect_timeout": 5},
+        )
+    return _engine
+
+
+def dispose_engine() -> None:
+    """Drop this process's pool (after fork, or when settings change)."""
+    global _engine, _session_factory
+    if _engine is not None:
+        _engine.dispose(close=False)
+    _engine = None
+    _session_factory = None
+
+
+def new_session() -> Session:
+    global _session_factory
+    if _session_factory is None:
+        _session_factory = sessionmaker(bind=get_engine(), expire_on_commit=False)
+    return _session_factory()
+
+
+def set_session_factory(factory: Callable[[], Session] | None) -> None:
+    """Let tests bind every unit of work to their SAVEPOINT session."""
+    global _session_factory
+    _session_factory = factory
+
+
+@contextlib.contextmanager
+def unit_of_work() -> Iterator[Session]:
+    """One transaction: commit if the block succeeds, roll back if it raises."""
+    session = new_session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def bind_organization(org_id: uuid.UUID | str | None) -> contextvars.Token:
+    value = uuid.UUID(str(org_id)) if org_id is not None else None
+    return _current_org.set(value)
+
+
+def reset_organization(token: contextvars.Token) -> None:
+    _current_org.reset(token)
+
+
+def current_organization() -> uuid.UUID | None:
+    return _current_org.get()
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _apply_global_criteria(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    if state.is_column_load or state.is_relationship_load:
+        return
+    if not state.execution_options.get("include_deleted", False):
+        state.statement = state.statement.options(
+            with_loader_criteria(SoftDeleteMixin, lambda cls: cls.deleted_at.is_(None), include_aliases=True)
+        )
+    org_id = _current_org.get()
+    if org_id is not None and not state.execution_options.get("all_tenants", False):
+        state.statement = state.statement.options(
+            with_loader_criteria(TenantMixin, lambda cls: cls.organization_id == org_id, include_aliases=True)
+        )

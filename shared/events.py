@@ -1,0 +1,104 @@
+"""The MongoDB event log: append-only records of what happened (raw webhook payloads,
+state transitions, audit entries), and the analytics rollup store.
+
+All MongoDB access lives here and uses only operations that both a real MongoDB and
+the embedded nx-27017 stand-in answer correctly (DESIGN §3): string ids (UUID text),
+plain-field filters and sorts, no ObjectId references, no compound `$group` keys,
+no `$not`, no Decimal128. tests/integration/test_events_conformance.py exercises
+exactly these operations against the configured server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.database import Database
+
+from shared.models.base import utcnow
+from shared.settings import get_settings
+
+EVENTS = "events"
+_client: MongoClient | None = None
+
+
+class EventStoreNotConfiguredError(RuntimeError):
+    pass
+
+
+def get_database() -> Database:
+    global _client
+    settings = get_settings()
+    if _client is None:
+        if not settings.mongodb_url:
+            raise EventStoreNotConfiguredError(
+                "MONGODB_URL is not set: run through `make run` (which starts the embedded stand-in) or set it"
+            )
+        _client = MongoClient(
+            settings.mongodb_url,
+            uuidRepresentation="standard",
+            tz_aware=True,
+            serverSelectionTimeoutMS=3000,
+            connectTimeoutMS=3000,
+            socketTimeoutMS=10000,
+        )
+    return _client[settings.mongodb_database]
+
+
+def close_client() -> None:
+    """Forget this process's client (after fork, or when settings change)."""
+    global _client
+    if _client is not None:
+        _client.close()
+    _client = None
+
+
+def ping() -> None:
+    get_database().command("ping")
+
+
+def ensure_indexes() -> None:
+    events = get_database()[EVENTS]
+    events.create_index([("org_id", ASCENDING), ("subject_type", ASCENDING), ("subject_id", ASCENDING)])
+    events.create_index([("org_id", ASCENDING), ("occurred_at", DESCENDING)])
+
+
+def append_event(
+    *,
+    org_id: uuid.UUID | str | None,
+    event: str,
+    subject_type: str,
+    subject_id: uuid.UUID | str,
+    data: dict[str, Any] | None = None,
+    actor: str | None = None,
+    occurred_at: dt.datetime | None = None,
+    event_id: str | None = None,
+) -> str:
+    """Append one event; with an `event_id` a repeated append is ignored (idempotent redelivery)."""
+    document = {
+        "_id": event_id or str(uuid.uuid4()),
+        "org_id": str(org_id) if org_id is not None else None,
+        "event": event,
+        "subject_type": subject_type,
+        "subject_id": str(subject_id),
+        "actor": actor,
+        "data": data or {},
+        "occurred_at": occurred_at or utcnow(),
+    }
+    get_database()[EVENTS].update_one({"_id": document["_id"]}, {"$setOnInsert": document}, upsert=True)
+    return document["_id"]
+
+
+def events_for(
+    *, org_id: uuid.UUID | str, subject_type: str, subject_id: uuid.UUID | str, limit: int = 100
+) -> list[dict[str, Any]]:
+    """A subject's timeline, oldest first."""
+    cursor = (
+        get_database()[EVENTS]
+        .find({"org_id": str(org_id), "subject_type": subject_type, "subject_id": str(subject_id)})
+        .sort("occurred_at", ASCENDING)
+        .limit(limit)
+    )
+    return list(cursor)

@@ -1,0 +1,1 @@
+"""The bot flow interpreter: pure functions, no I/O (bots issue)."""

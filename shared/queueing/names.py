@@ -1,0 +1,33 @@
+"""The one shared vocabulary of task and queue names.
+
+Web enqueues by these names (never by importing worker code); celeryconfig.py
+routes by the name's prefix, so `<pipeline>.<verb_noun>` lands on the `<pipeline>` queue.
+"""
+
+WEBHOOKS = "webhooks"
+BOTS = "bots"
+SENDS = "sends"
+CAMPAIGNS = "campaigns"
+ANALYTICS = "analytics"
+MAINTENANCE = "maintenance"
+
+# One queue, and one worker pool, per pipeline: a 100k campaign never delays a webhook or an agent's reply.
+QUEUES = (WEBHOOKS, BOTS, SENDS, CAMPAIGNS, ANALYTICS, MAINTENANCE)
+
+
+def ping_task(queue: str) -> str:
+    """Every pool answers `<queue>.ping`; /readyz?deep=1 round-trips one through each queue."""
+    return f"{queue}.ping"
+
+
+PING_TASKS = tuple(ping_task(queue) for queue in QUEUES)
+
+# maintenance
+SWEEP_STALE_JOBS = "maintenance.sweep_stale_jobs"
+
+
+def queue_for(task_name: str) -> str:
+    prefix = task_name.split(".", 1)[0]
+    if prefix not in QUEUES:
+        raise ValueError(f"task {task_name!r} has no pipeline prefix; expected one of {', '.join(QUEUES)}")
+    return prefix

@@ -1,0 +1,156 @@
+"""One typed settings object, parsed from the environment once per process.
+
+Web, workers, beat, Flower, Alembic and the embedded-engine launcher all read it
+through `get_settings()`. Tests build their own with `Settings.from_env({...})`
+and install it with `use_settings()`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Mapping
+
+DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(RuntimeError):
+    """The environment cannot make a valid configuration; the message says why."""
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    environment: str = "development"
+    debug: bool = False
+    secret_key: str = DEFAULT_SECRET_KEY
+
+    # None means "start the embedded engine" (see shared/embedded.py).
+    database_url: str | None = None
+    redis_url: str | None = None
+    mongodb_url: str | None = None
+    mongodb_database: str = "pytake"
+
+    access_token_expire_minutes: int = 15
+    refresh_token_expire_days: int = 7
+    api_v1_prefix: str = "/api/v1"
+    cors_origins: tuple[str, ...] = ()
+    max_request_bytes: int = 1_048_576
+
+    flower_user: str = "admin"
+    flower_password: str = "pytake"
+
+    data_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "var")
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON in production, readable otherwise
+
+    # Intent-record sweep: a job still queued this long after its last publish is re-enqueued.
+    job_requeue_after_seconds: int = 120
+    job_max_attempts: int = 3
+    sweep_interval_seconds: float = 30.0
+    task_soft_time_limit_seconds: int = 300
+    task_time_limit_seconds: int = 360
+    ping_timeout_seconds: float = 5.0
+    # Extra task modules a worker imports (the integration tests load their probe tasks this way).
+    extra_task_modules: tuple[str, ...] = ()
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment.lower() in PRODUCTION_ENVIRONMENTS
+
+    @property
+    def json_logs(self) -> bool:
+        return self.is_production if self.log_json is None else self.log_json
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        parsers = {
+            "ENVIRONMENT": ("environment", str),
+            "DEBUG": ("debug", _bool),
+            "SECRET_KEY": ("secret_key", str),
+            "DATABASE_URL": ("database_url", str),
+            "REDIS_URL": ("redis_url", str),
+            "MONGODB_URL": ("mongodb_url", str),
+            "MONGODB_DATABASE": ("mongodb_database", str),
+            "ACCESS_TOKEN_EXPIRE_MINUTES": ("access_token_expire_minutes", int),
+            "REFRESH_TOKEN_EXPIRE_DAYS": ("refresh_token_expire_days", int),
+            "API_V1_PREFIX": ("api_v1_prefix", str),
+            "CORS_ORIGINS": ("cors_origins", _csv),
+            "MAX_REQUEST_BYTES": ("max_request_bytes", int),
+            "FLOWER_USER": ("flower_user", str),
+            "FLOWER_PASSWORD": ("flower_password", str),
+            "PYTAKE_DATA_DIR": ("data_dir", Path),
+            "LOG_LEVEL": ("log_level", str),
+            "LOG_JSON": ("log_json", _bool),
+            "JOB_REQUEUE_AFTER_SECONDS": ("job_requeue_after_seconds", int),
+            "JOB_MAX_ATTEMPTS": ("job_max_attempts", int),
+            "SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", float),
+            "TASK_SOFT_TIME_LIMIT_SECONDS": ("task_soft_time_limit_seconds", int),
+            "TASK_TIME_LIMIT_SECONDS": ("task_time_limit_seconds", int),
+            "PING_TIMEOUT_SECONDS": ("ping_timeout_seconds", float),
+            "PYTAKE_EXTRA_TASK_MODULES": ("extra_task_modules", _csv),
+        }
+        values: dict[str, object] = {}
+        for env_name, (attr, parse) in parsers.items():
+            raw = env.get(env_name)
+            if raw is None or raw.strip() == "":  # an empty variable means "use the default"
+                continue
+            try:
+                values[attr] = parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{env_name}: {exc}") from exc
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.is_production and self.secret_key in ("", DEFAULT_SECRET_KEY):
+            raise SettingsError(
+                "SECRET_KEY is missing or still the development default; "
+                "production refuses to start without a secret of its own "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        if self.is_production and len(self.secret_key) < 32:
+            raise SettingsError("SECRET_KEY must be at least 32 characters in production")
+        if self.task_soft_time_limit_seconds >= self.task_time_limit_seconds:
+            raise SettingsError("TASK_SOFT_TIME_LIMIT_SECONDS must be below TASK_TIME_LIMIT_SECONDS")
+        if not self.api_v1_prefix.startswith("/"):
+            raise SettingsError("API_V1_PREFIX must start with '/'")
+
+    def with_overrides(self, **changes: object) -> "Settings":
+        updated = replace(self, **changes)
+        updated.validate()
+        return updated
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process's settings, parsed from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = Settings.from_env()
+    return _current
+
+
+def use_settings(settings: Settings | None) -> None:
+    """Install `settings` for this process (tests, app factories); None re-reads the environment."""
+    global _current
+    _current = settings

@@ -1,0 +1,1 @@
+"""Graph API client, error classification, webhook signature and parsing (WhatsApp channel issue)."""

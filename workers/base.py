@@ -1,0 +1,109 @@
+"""The shape of a job-backed task: claim the intent, do the work in one transaction, record the outcome.
+
+    @job_task(names.CONTACTS_IMPORT)
+    def import_contacts(session, job, progress):
+        ...
+        return {"created": 10}
+
+- Claim: a conditional UPDATE (shared.services.jobs.claim_job). A duplicate publish or
+  a sweep's re-enqueue finds the job taken and returns; a redelivery of the same
+  message after its worker died takes the claim over. Attempts are capped.
+- The work and `finish_job` commit together, so a worker killed midway leaves no
+  half-done work behind: the redelivered task starts over from a clean state.
+- `progress(pct, message)` commits on its own so clients see it while the job runs;
+  it raises JobCancelled when a client cancelled the job, which stops the work.
+- DomainError fails the job with its code; TransientError is retried with backoff
+  until the attempts run out; anything else fails the job as an internal error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import structlog
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+from sqlalchemy.orm import Session
+
+from shared.db import unit_of_work
+from shared.errors import DomainError
+from shared.models.jobs import Job
+from shared.queueing.celery_app import celery_app
+from shared.services import jobs as job_service
+from shared.settings import get_settings
+
+log = structlog.get_logger(__name__)
+
+
+class TransientError(Exception):
+    """A failure worth retrying later (timeouts, 5xx, throttling)."""
+
+
+class JobCancelled(Exception):
+    """The job was cancelled while it ran."""
+
+
+Progress = Callable[[int, str | None], None]
+JobBody = Callable[[Session, Job, Progress], dict[str, Any] | None]
+
+
+def _lease_seconds() -> int:
+    return get_settings().task_time_limit_seconds + 60
+
+
+def _progress_reporter(job_id: str) -> Progress:
+    def report(progress: int, message: str | None = None) -> None:
+        with unit_of_work() as session:
+            running = job_service.report_progress(
+                session, job_id=job_id, progress=progress, message=message, lease_seconds=_lease_seconds()
+            )
+        if not running:
+            raise JobCancelled(job_id)
+
+    return report
+
+
+def run_job(task: Task, body: JobBody, job_id: str) -> None:
+    with unit_of_work() as session:
+        job = job_service.claim_job(session, job_id=job_id, task_id=task.request.id, lease_seconds=_lease_seconds())
+    if job is None:
+        return
+    try:
+        with unit_of_work() as session:
+            result = body(session, job, _progress_reporter(job_id))
+            if not job_service.finish_job(session, job_id=job_id, result=result):
+                session.rollback()  # cancelled meanwhile: its work must not land
+    except JobCancelled:
+        log.info("jobs.stopped_cancelled", job_id=job_id)
+    except DomainError as exc:
+        with unit_of_work() as session:
+            job_service.fail_job(session, job_id=job_id, code=exc.code, message=exc.message)
+    except SoftTimeLimitExceeded:
+        with unit_of_work() as session:
+            job_service.fail_job(session, job_id=job_id, code="timed_out", message="the job ran past its time limit")
+    except TransientError as exc:
+        if job.attempts >= job.max_attempts:
+            with unit_of_work() as session:
+                job_service.fail_job(session, job_id=job_id, code="transient_error", message=str(exc))
+            return
+        with unit_of_work() as session:
+            job_service.release_job(session, job_id=job_id)
+        raise task.retry(exc=exc, countdown=min(300, 5 * 2**job.attempts))
+    except Exception as exc:
+        log.exception("jobs.crashed", job_id=job_id)
+        with unit_of_work() as session:
+            job_service.fail_job(session, job_id=job_id, code="internal_error", message=f"{type(exc).__name__}: {exc}")
+
+
+def job_task(name: str, **options: Any) -> Callable[[JobBody], Task]:
+    """Register `body` as the Celery task `name`, run through `run_job`."""
+
+    def decorator(body: JobBody) -> Task:
+        def run(self: Task, job_id: str, org_id: str) -> None:
+            run_job(self, body, job_id)
+
+        run.__doc__ = body.__doc__
+        run.__module__ = body.__module__
+        return celery_app.task(name=name, bind=True, max_retries=None, **options)(run)
+
+    return decorator
