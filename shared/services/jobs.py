@@ -175,7 +175,7 @@ def claim_job(session: Session, *, job_id: uuid.UUID | str, task_id: str, lease_
             updated_at=now,
         )
         .returning(Job)
-        .execution_options(synchronize_session=False, all_tenants=True)
+        .execution_options(synchronize_session=False, populate_existing=True, all_tenants=True)
     ).scalar_one_or_none()
     if claimed is not None:
         log.info("jobs.claimed", job_id=job_id, attempt=claimed.attempts, task_id=task_id)
@@ -191,8 +191,8 @@ def claim_job(session: Session, *, job_id: uuid.UUID | str, task_id: str, lease_
             lease_expires_at=None,
             updated_at=now,
         )
-        .returning(Job.id)
-        .execution_options(synchronize_session=False, all_tenants=True)
+        .returning(Job)
+        .execution_options(synchronize_session=False, populate_existing=True, all_tenants=True)
     ).scalar_one_or_none()
     if exhausted is not None:
         log.warning("jobs.attempts_exhausted", job_id=job_id)
@@ -203,12 +203,13 @@ def claim_job(session: Session, *, job_id: uuid.UUID | str, task_id: str, lease_
 
 def _transition(session: Session, job_id: uuid.UUID | str, from_statuses, **values: Any) -> bool:
     now = utcnow()
+    # RETURNING the entity with populate_existing refreshes a copy already in the session.
     changed = session.execute(
         update(Job)
         .where(Job.id == _job_uuid(job_id), Job.status.in_(from_statuses))
         .values(updated_at=now, **values)
-        .returning(Job.id)
-        .execution_options(synchronize_session=False, all_tenants=True)
+        .returning(Job)
+        .execution_options(synchronize_session=False, populate_existing=True, all_tenants=True)
     ).scalar_one_or_none()
     return changed is not None
 
@@ -286,7 +287,6 @@ def cancel_job(
         finished_at=utcnow(),
         lease_expires_at=None,
     )
-    session.refresh(job)
     log.info("jobs.cancelled", job_id=job.id)
     return job
 

@@ -33,8 +33,9 @@ class QueryArgsSchema(ma.Schema):
 
 
 class PageQueryArgsSchema(QueryArgsSchema):
+    # Query values arrive as text, so a non-strict Integer is right here; JSON bodies use strict=True.
     limit = ma.fields.Integer(
-        strict=True, load_default=50, validate=ma.validate.Range(min=1, max=200), metadata={"example": 50}
+        load_default=50, validate=ma.validate.Range(min=1, max=200), metadata={"example": 50}
     )
     cursor = ma.fields.String(
         load_default=None, metadata={"description": "`next_cursor` of the previous page"}

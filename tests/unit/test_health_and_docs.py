@@ -1,0 +1,51 @@
+import socket
+
+from web import create_app
+from tests.conftest import reset_clients
+
+
+def test_healthz_is_alive(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_readyz_reports_each_store(client):
+    response = client.get("/readyz")
+    body = response.get_json()
+    assert response.status_code == 200, body
+    assert {name: check["status"] for name, check in body["checks"].items()} == {
+        "postgres": "ok",
+        "redis": "ok",
+        "mongodb": "ok",
+    }
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_readyz_is_503_and_names_the_store_that_is_down(migrated):
+    broken = migrated.with_overrides(mongodb_url=f"mongodb://127.0.0.1:{_closed_port()}")
+    reset_clients()
+    try:
+        response = create_app(broken).test_client().get("/readyz")
+    finally:
+        reset_clients()
+        create_app(migrated)  # put the suite's settings back
+    body = response.get_json()
+    assert response.status_code == 503
+    assert body["status"] == "unavailable"
+    assert body["checks"]["mongodb"]["status"] == "down" and body["checks"]["mongodb"]["error"]
+    assert body["checks"]["postgres"]["status"] == "ok"
+
+
+def test_openapi_and_the_documentation_pages(client):
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    assert "/api/v1/jobs/{job_id}" in spec["paths"]
+    assert set(spec["components"]["schemas"]["Error"]["properties"]) == {"code", "message", "details", "request_id"}
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and b"swagger-ui" in docs.data
+    assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200  # served locally: works offline
+    assert client.get("/redoc").status_code == 200

@@ -1,0 +1,44 @@
+import pytest
+
+from shared.settings import DEFAULT_SECRET_KEY, Settings, SettingsError
+
+
+def test_defaults_match_the_documented_values():
+    settings = Settings.from_env({})
+    assert settings.access_token_expire_minutes == 15
+    assert settings.refresh_token_expire_days == 7
+    assert settings.api_v1_prefix == "/api/v1"
+    assert settings.database_url is None  # unset: the embedded engine is used
+
+
+def test_values_are_parsed_and_typed():
+    settings = Settings.from_env(
+        {"DEBUG": "true", "ACCESS_TOKEN_EXPIRE_MINUTES": "30", "CORS_ORIGINS": "https://a.example, https://b.example"}
+    )
+    assert settings.debug is True
+    assert settings.access_token_expire_minutes == 30
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+
+
+def test_an_empty_variable_means_the_default():
+    assert Settings.from_env({"DATABASE_URL": "", "SECRET_KEY": ""}).database_url is None
+    assert Settings.from_env({"SECRET_KEY": ""}).secret_key == DEFAULT_SECRET_KEY
+
+
+def test_a_malformed_value_names_the_variable():
+    with pytest.raises(SettingsError, match="ACCESS_TOKEN_EXPIRE_MINUTES"):
+        Settings.from_env({"ACCESS_TOKEN_EXPIRE_MINUTES": "soon"})
+
+
+@pytest.mark.parametrize("secret", [None, DEFAULT_SECRET_KEY, "short"])
+def test_production_refuses_a_missing_default_or_weak_secret(secret):
+    env = {"ENVIRONMENT": "production"}
+    if secret is not None:
+        env["SECRET_KEY"] = secret
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        Settings.from_env(env)
+
+
+def test_production_starts_with_a_real_secret():
+    settings = Settings.from_env({"ENVIRONMENT": "production", "SECRET_KEY": "x" * 48})
+    assert settings.is_production and settings.json_logs
