@@ -40,7 +40,6 @@ task_routes = (route_by_prefix,)
 
 task_acks_late = True
 task_reject_on_worker_lost = True
-task_acks_on_failure_or_timeout = True
 task_ignore_result = True
 task_soft_time_limit = _settings.task_soft_time_limit_seconds
 task_time_limit = _settings.task_time_limit_seconds

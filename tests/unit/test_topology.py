@@ -4,7 +4,6 @@ import re
 
 import yaml
 
-from celeryconfig import route_by_prefix
 from shared.queueing.names import PING_TASKS, QUEUES, SWEEP_STALE_JOBS, queue_for
 from tests.conftest import project_file
 
@@ -19,7 +18,9 @@ def consumed_queues(command: str) -> set[str]:
     return set(match.group(1).split(",")) if match else set()
 
 
-def test_routes_send_each_pipeline_to_its_own_queue():
+def test_routes_send_each_pipeline_to_its_own_queue(settings):
+    from celeryconfig import route_by_prefix  # after the suite's settings are installed
+
     for queue in QUEUES:
         assert route_by_prefix(f"{queue}.anything", (), {}, {})["queue"] == queue
     assert queue_for(SWEEP_STALE_JOBS) == "maintenance"

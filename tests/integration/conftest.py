@@ -1,0 +1,135 @@
+"""Real worker and beat processes on the real broker, against this run's database.
+
+Rows are committed for real (workers are other processes), and the tables are
+emptied after each test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from shared import db
+from shared.queueing.celery_app import celery_app
+from shared.queueing.names import QUEUES
+from shared.settings import PROJECT_ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def process_env(settings, **extra: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "ENVIRONMENT": "test",
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "MONGODB_URL": settings.mongodb_url,
+        "MONGODB_DATABASE": settings.mongodb_database,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "LOG_LEVEL": "INFO",
+        # Tight loops so the sweep's effects show within a test.
+        "SWEEP_INTERVAL_SECONDS": "1",
+        "JOB_REQUEUE_AFTER_SECONDS": "2",
+        "PYTAKE_EXTRA_TASK_MODULES": "tests.integration.probe_tasks",
+    }
+    env.update(extra)
+    return env
+
+
+class Process:
+    def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.log_path = log_dir / f"{name}.log"
+        self.popen = subprocess.Popen(
+            args, env=env, cwd=PROJECT_ROOT, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def broker(migrated):
+    """The test process publishes to the suite's Redis, whatever was imported before."""
+    celery_app.conf.update(broker_url=migrated.redis_url, result_backend=migrated.redis_url)
+    return migrated
+
+
+@pytest.fixture(scope="session")
+def worker(broker, tmp_path_factory):
+    """One prefork worker (a single child) consuming every queue, as `make run` would, merged."""
+    log_dir = tmp_path_factory.mktemp("workers")
+    process = Process(
+        "worker",
+        [
+            sys.executable, "-m", "celery", "-A", "workers.app", "worker",
+            "-Q", ",".join(QUEUES), "-n", "itest@%h", "--concurrency", "1", "--pool", "prefork",
+            "--prefetch-multiplier", "1", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
+        ],
+        process_env(broker),
+        log_dir,
+    )
+    from shared.health import ping_pools
+
+    try:
+        wait_for(
+            lambda: all(result.ok for result in ping_pools(timeout=2).values()),
+            timeout=60,
+            interval=0.5,
+            what="the worker to answer pings",
+        )
+    except AssertionError:
+        process.stop()
+        raise AssertionError(f"worker never became ready:\n{process.log()[-4000:]}")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def beat(worker, broker, tmp_path_factory):
+    log_dir = tmp_path_factory.mktemp("beat")
+    process = Process(
+        "beat",
+        [sys.executable, "-m", "celery", "-A", "workers.app", "beat", "--schedule", str(log_dir / "schedule"),
+         "--loglevel", "INFO"],
+        process_env(broker),
+        log_dir,
+    )
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def committed(migrated):
+    """Units of work commit for real; tables are emptied afterwards."""
+    db.set_session_factory(None)
+    db.dispose_engine()
+    yield
+    with db.unit_of_work() as session:
+        session.execute(text("TRUNCATE jobs, users, organizations CASCADE"))
+    db.dispose_engine()
