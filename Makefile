@@ -8,12 +8,13 @@ export PATH := $(BIN):$(PATH)
 # Everything in the Procfile but `release` (migrations run once, before the rest starts).
 PROCESSES := web webhooks bots sends campaigns analytics maintenance beat flower
 
-.PHONY: install run migrate test test-unit test-integration bench clean-data help
+.PHONY: install run migrate superadmin test test-unit test-integration bench clean-data help
 
 help:
 	@echo "make run      start web, every worker pool, beat and Flower on embedded stores (Ctrl-C stops all)"
 	@echo "make test     run the test suite (set TEST_DATABASE_URL / TEST_REDIS_URL to use your servers)"
 	@echo "make migrate  apply database migrations"
+	@echo "make superadmin EMAIL=you@example.com   create a platform super_admin (asks for the password)"
 	@echo "make bench    run the benchmarks under bench/"
 
 $(STAMP): pyproject.toml
@@ -39,6 +40,10 @@ run: install
 
 migrate: install
 	@$(BIN)/python -m shared.embedded -- alembic upgrade head
+
+superadmin: install
+	@test -n "$(EMAIL)" || (echo "usage: make superadmin EMAIL=you@example.com" && exit 2)
+	@$(BIN)/python -m shared.embedded -- $(BIN)/python -m shared.cli create-superadmin --email "$(EMAIL)"
 
 test: install
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -8,7 +8,7 @@ Procfile. Business state lives in our tables; results are kept only for pings.
 
 from kombu import Exchange, Queue
 
-from shared.queueing.names import QUEUES, SWEEP_STALE_JOBS, queue_for
+from shared.queueing.names import EXPIRE_TRIALS, QUEUES, SWEEP_STALE_JOBS, queue_for
 from shared.settings import get_settings
 
 _settings = get_settings()
@@ -59,5 +59,10 @@ beat_schedule = {
         "task": SWEEP_STALE_JOBS,
         "schedule": _settings.sweep_interval_seconds,
         "options": {"expires": _settings.sweep_interval_seconds},
+    },
+    "expire-trials": {
+        "task": EXPIRE_TRIALS,
+        "schedule": _settings.trial_expiry_interval_seconds,
+        "options": {"expires": _settings.trial_expiry_interval_seconds},
     },
 }

@@ -53,6 +53,10 @@ def _run(connection) -> None:
         context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()
+        connection.commit()
+    except BaseException:
+        connection.rollback()  # a failed migration aborts the transaction; the unlock needs a live one
+        raise
     finally:
         connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
         connection.commit()

@@ -70,3 +70,8 @@ def bind_context(**values: object) -> None:
 
 def clear_context() -> None:
     structlog.contextvars.clear_contextvars()
+
+
+def current_context() -> dict[str, object]:
+    """What is bound for this request or task (request_id, client_ip, org_id, ...)."""
+    return structlog.contextvars.get_contextvars()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping
 
-DEFAULT_SECRET_KEY = "dev-insecure-change-me"
+DEFAULT_SECRET_KEY = "dev-insecure-change-me-do-not-use-in-production"
 PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +46,7 @@ class Settings:
     mongodb_url: str | None = None
     mongodb_database: str = "pytake"
 
+    password_hash_rounds: int = 12  # bcrypt cost; tests lower it, production keeps 12 or more
     access_token_expire_minutes: int = 15
     refresh_token_expire_days: int = 7
     api_v1_prefix: str = "/api/v1"
@@ -63,6 +64,7 @@ class Settings:
     job_requeue_after_seconds: int = 120
     job_max_attempts: int = 3
     sweep_interval_seconds: float = 30.0
+    trial_expiry_interval_seconds: float = 300.0
     task_soft_time_limit_seconds: int = 300
     task_time_limit_seconds: int = 360
     ping_timeout_seconds: float = 5.0
@@ -88,6 +90,7 @@ class Settings:
             "REDIS_URL": ("redis_url", str),
             "MONGODB_URL": ("mongodb_url", str),
             "MONGODB_DATABASE": ("mongodb_database", str),
+            "PASSWORD_HASH_ROUNDS": ("password_hash_rounds", int),
             "ACCESS_TOKEN_EXPIRE_MINUTES": ("access_token_expire_minutes", int),
             "REFRESH_TOKEN_EXPIRE_DAYS": ("refresh_token_expire_days", int),
             "API_V1_PREFIX": ("api_v1_prefix", str),
@@ -101,6 +104,7 @@ class Settings:
             "JOB_REQUEUE_AFTER_SECONDS": ("job_requeue_after_seconds", int),
             "JOB_MAX_ATTEMPTS": ("job_max_attempts", int),
             "SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", float),
+            "TRIAL_EXPIRY_INTERVAL_SECONDS": ("trial_expiry_interval_seconds", float),
             "TASK_SOFT_TIME_LIMIT_SECONDS": ("task_soft_time_limit_seconds", int),
             "TASK_TIME_LIMIT_SECONDS": ("task_time_limit_seconds", int),
             "PING_TIMEOUT_SECONDS": ("ping_timeout_seconds", float),

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from shared import db, embedded, events, redis_client
 from shared.queueing import publish
 from shared.settings import PROJECT_ROOT, Settings, use_settings
+from tests import factories
 
 REQUIRE_SERVICES = os.environ.get("PYTAKE_REQUIRE_SERVICES") == "1"
 TEST_DATA_DIR = PROJECT_ROOT / "var" / "test"
@@ -105,6 +106,7 @@ def settings(service_urls) -> Settings:
         mongodb_database=f"pytake_test_{RUN_ID}",
         data_dir=TEST_DATA_DIR,
         log_level="WARNING",
+        password_hash_rounds=4,
     )
     use_settings(test_settings)
     yield test_settings
@@ -180,12 +182,32 @@ def client(app, db_session, published):
 
 @pytest.fixture
 def organization(db_session):
-    from shared.models import Organization
+    """An organization on the unlimited plan, so tests meet limits only where they mean to."""
+    return factories.make_org(db_session, name="Acme Ltd", plan_code="enterprise")
 
-    org = Organization(name="Acme Ltd")
-    db_session.add(org)
-    db_session.flush()
-    return org
+
+@pytest.fixture
+def login(app):
+    """login(user) → request headers carrying a fresh access token for that user."""
+
+    def headers_for(user, **extra: str) -> dict[str, str]:
+        from web.auth import issue_tokens
+
+        with app.app_context():
+            tokens = issue_tokens(user)
+        return {"Authorization": f"Bearer {tokens['access_token']}", **extra}
+
+    return headers_for
+
+
+@pytest.fixture
+def admin(db_session, organization):
+    return factories.make_user(db_session, organization, role="org_admin")
+
+
+@pytest.fixture
+def admin_headers(admin, login):
+    return login(admin)
 
 
 def project_file(*parts: str) -> Path:

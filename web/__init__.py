@@ -11,6 +11,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings, use_settings
+from web import auth
 from web import db as web_db
 from web import request_context
 from web.api import register_blueprints
@@ -39,6 +40,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_REDOC_PATH="/redoc",
         OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
         API_SPEC_OPTIONS={
+            "security": [{"bearerAuth": []}],
+            "components": {
+                "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+            },
             "info": {
                 "description": (
                     "WhatsApp Business automation: shared inbox, chatbots, template campaigns, reports. "
@@ -51,6 +56,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False
     request_context.init_app(app)
     web_db.init_app(app)
+    auth.init_app(app)
     if settings.cors_origins:
         CORS(app, origins=list(settings.cors_origins), expose_headers=["X-Request-ID", "Retry-After"])
 

@@ -68,7 +68,7 @@ def error_response(error: HTTPException):
 
 
 def handle_domain_error(error: DomainError):
-    return make_error(error.http_status, error.code, error.message, error.details)
+    return make_error(error.http_status, error.code, error.message, error.details, error.headers)
 
 
 def handle_unexpected(error: Exception):

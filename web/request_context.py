@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 import uuid
 
-from flask import Flask, Response, g, request
-from werkzeug.exceptions import UnsupportedMediaType
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from shared.logs import bind_context, clear_context
 
@@ -22,7 +22,17 @@ def _begin() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
     clear_context()
-    bind_context(request_id=g.request_id, method=request.method, path=request.path)
+    bind_context(
+        request_id=g.request_id,
+        method=request.method,
+        path=request.path,
+        client_ip=request.remote_addr,
+        user_agent=(request.user_agent.string or None),
+    )
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if limit and request.content_length and request.content_length > limit:
+        # Refused before anything else reads (or authenticates) the body.
+        raise RequestEntityTooLarge(f"The body is larger than {limit} bytes")
     if (
         request.method in BODY_METHODS
         and request.endpoint not in NON_JSON_ENDPOINTS

@@ -2,6 +2,27 @@
 
 from shared.models.base import Base, SoftDeleteMixin, TenantMixin
 from shared.models.jobs import Job, JobStatus
-from shared.models.tenancy import Organization, User
+from shared.models.tenancy import (
+    Availability,
+    Department,
+    Organization,
+    Plan,
+    SubscriptionStatus,
+    User,
+    department_members,
+)
 
-__all__ = ["Base", "Job", "JobStatus", "Organization", "SoftDeleteMixin", "TenantMixin", "User"]
+__all__ = [
+    "Availability",
+    "Base",
+    "Department",
+    "Job",
+    "JobStatus",
+    "Organization",
+    "Plan",
+    "SoftDeleteMixin",
+    "SubscriptionStatus",
+    "TenantMixin",
+    "User",
+    "department_members",
+]

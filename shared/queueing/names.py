@@ -24,6 +24,7 @@ PING_TASKS = tuple(ping_task(queue) for queue in QUEUES)
 
 # maintenance
 SWEEP_STALE_JOBS = "maintenance.sweep_stale_jobs"
+EXPIRE_TRIALS = "maintenance.expire_trials"
 
 
 def queue_for(task_name: str) -> str:

@@ -44,8 +44,9 @@ def test_404_for_an_unknown_route(client):
     assert_error(client.get("/nowhere"), 404, "not_found")
 
 
-def test_404_for_an_unknown_job(client):
-    assert_error(client.get("/api/v1/jobs/3f1b8f9e-0000-4000-8000-000000000000"), 404, "job_not_found")
+def test_404_for_an_unknown_job(client, admin_headers):
+    response = client.get("/api/v1/jobs/3f1b8f9e-0000-4000-8000-000000000000", headers=admin_headers)
+    assert_error(response, 404, "job_not_found")
 
 
 def test_405_names_the_allowed_methods(client):
@@ -55,9 +56,12 @@ def test_405_names_the_allowed_methods(client):
     assert body["details"]["allowed_methods"] == ["GET", "HEAD", "OPTIONS"]
 
 
-def test_400_for_malformed_json(client, organization):
+def test_400_for_malformed_json(client, admin_headers):
     response = client.post(
-        "/api/v1/jobs/3f1b8f9e-0000-4000-8000-000000000000/cancel", data="{not json", content_type="application/json"
+        "/api/v1/jobs/3f1b8f9e-0000-4000-8000-000000000000/cancel",
+        data="{not json",
+        content_type="application/json",
+        headers=admin_headers,
     )
     assert_error(response, 400, "bad_request")
 
@@ -80,16 +84,31 @@ def test_413_for_a_body_over_the_limit(client, migrated):
     assert_error(response, 413, "payload_too_large")
 
 
-def test_422_lists_each_invalid_field(client):
-    response = client.get("/api/v1/jobs?status=exploded&limit=0")
+def test_422_lists_each_invalid_field(client, admin_headers):
+    response = client.get("/api/v1/jobs?status=exploded&limit=0", headers=admin_headers)
     body = assert_error(response, 422, "validation_error")
     assert set(body["details"]["errors"]["query"]) == {"status", "limit"}
 
 
-def test_422_for_an_unknown_body_field(client):
-    response = client.post("/api/v1/jobs/3f1b8f9e-0000-4000-8000-000000000000/cancel", json={"reasn": "typo"})
+def test_422_for_an_unknown_body_field(client, admin_headers):
+    response = client.post(
+        "/api/v1/jobs/3f1b8f9e-0000-4000-8000-000000000000/cancel", json={"reasn": "typo"}, headers=admin_headers
+    )
     body = assert_error(response, 422, "validation_error")
     assert "reasn" in body["details"]["errors"]["json"]
+
+
+def test_401_without_a_token(client):
+    assert_error(client.get("/api/v1/jobs"), 401, "unauthorized")
+
+
+def test_403_for_a_role_without_the_permission(client, db_session, organization, login):
+    from tests.factories import make_user
+
+    viewer = make_user(db_session, organization, role="viewer")
+    response = client.post("/api/v1/users", json={}, headers=login(viewer))
+    body = assert_error(response, 403, "permission_denied")
+    assert body["details"] == {"required_permission": "users:manage", "role": "viewer"}
 
 
 @pytest.mark.parametrize("status,code", [(401, "unauthorized"), (403, "forbidden"), (409, "conflict")])

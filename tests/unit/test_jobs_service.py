@@ -11,6 +11,7 @@ from shared.errors import IdempotencyKeyReusedError, JobNotCancellableError, Job
 from shared.models import Job, JobStatus, Organization, User
 from shared.models.base import utcnow
 from shared.services import jobs
+from tests.factories import make_user
 
 TASK = "maintenance.export_things"
 
@@ -174,9 +175,7 @@ def test_the_sweep_fails_jobs_out_of_attempts_and_reclaims_dead_workers_jobs(db_
 
 
 def test_soft_deleted_rows_are_hidden_unless_asked_for(db_session, organization):
-    user = User(organization_id=organization.id, email="gone@example.com", full_name="Gone")
-    db_session.add(user)
-    db_session.flush()
+    user = make_user(db_session, organization, email="gone@example.com")
     user.soft_delete()
     db_session.flush()
     db_session.expunge_all()

@@ -6,6 +6,7 @@ from flask_smorest import Blueprint
 
 from shared.health import check_stores, ping_pools
 from shared.settings import get_settings
+from web.auth import public
 from web.schemas.common import QueryArgsSchema
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes")
@@ -37,6 +38,8 @@ class LivenessSchema(ma.Schema):
 
 @blp.route("/healthz")
 class Liveness(MethodView):
+    @public
+    @blp.doc(security=[])
     @blp.response(200, LivenessSchema)
     def get(self):
         """The process is up (no dependency is checked)."""
@@ -45,6 +48,8 @@ class Liveness(MethodView):
 
 @blp.route("/readyz")
 class Readiness(MethodView):
+    @public
+    @blp.doc(security=[])
     @blp.arguments(ReadinessQueryArgsSchema, location="query")
     @blp.response(200, ReadinessSchema)
     @blp.alt_response(503, schema=ReadinessSchema, description="At least one dependency or pool is down")

@@ -3,16 +3,18 @@
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
+from shared.permissions import Permission
 from shared.services import jobs as job_service
+from web.auth import require_org_id, requires
 from web.db import get_session
 from web.schemas.jobs import JobCancelSchema, JobPageSchema, JobQueryArgsSchema, JobSchema
-from web.tenancy import current_org_id
 
 blp = Blueprint("jobs", __name__, description="Asynchronous operations and their progress")
 
 
-@blp.route("")
+@blp.route("/", strict_slashes=False)
 class JobList(MethodView):
+    @requires(Permission.jobs_read)
     @blp.arguments(JobQueryArgsSchema, location="query")
     @blp.response(200, JobPageSchema)
     def get(self, args):
@@ -25,7 +27,7 @@ class JobList(MethodView):
                 abort(422, message="cursor is not one this API produced", errors={"query": {"cursor": ["Invalid cursor."]}})
         page = job_service.list_jobs(
             get_session(),
-            org_id=current_org_id(),
+            org_id=require_org_id(),
             kind=args.get("kind"),
             status=args.get("status"),
             limit=args["limit"],
@@ -36,18 +38,20 @@ class JobList(MethodView):
 
 @blp.route("/<job_id>")
 class JobItem(MethodView):
+    @requires(Permission.jobs_read)
     @blp.response(200, JobSchema)
     def get(self, job_id):
         """One job: status, progress, result or error."""
-        return job_service.get_job(get_session(), org_id=current_org_id(), job_id=job_id)
+        return job_service.get_job(get_session(), org_id=require_org_id(), job_id=job_id)
 
 
 @blp.route("/<job_id>/cancel")
 class JobCancel(MethodView):
+    @requires(Permission.jobs_manage)
     @blp.arguments(JobCancelSchema, required=False)
     @blp.response(200, JobSchema)
     def post(self, body, job_id):
         """Cancel a queued or running job; a running job stops at its next progress report."""
         return job_service.cancel_job(
-            get_session(), org_id=current_org_id(), job_id=job_id, reason=(body or {}).get("reason")
+            get_session(), org_id=require_org_id(), job_id=job_id, reason=(body or {}).get("reason")
         )

@@ -1,0 +1,213 @@
+"""Authentication and authorization for every request, decided before the view runs.
+
+Each view declares what it needs with `@requires(Permission.x)`, `@requires(AUTHENTICATED)`
+(any signed-in user), `@requires(REFRESH)` (a refresh token) or `@public`. A before-request
+hook reads that declaration, verifies the bearer token (signature, expiry, type, revocation,
+the user still active), checks the role's permission, and binds the acting organization
+once for the request, so tenant queries are filtered in one place (shared/db.py).
+
+super_admin acts on an organization explicitly with the `X-Organization-Id` header.
+An undeclared endpoint under the API prefix is refused: forgetting a permission fails closed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Callable
+
+from flask import Flask, current_app, g, request
+from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, get_jwt, verify_jwt_in_request
+from flask_jwt_extended.exceptions import JWTExtendedException, NoAuthorizationError
+from jwt import ExpiredSignatureError, PyJWTError
+from sqlalchemy import select
+
+from shared.db import bind_organization, reset_organization
+from shared.errors import (
+    OrganizationRequiredError,
+    OrganizationSuspendedError,
+    PermissionDeniedError,
+    TokenExpiredError,
+    TokenInvalidError,
+    TokenRevokedError,
+    UnauthorizedError,
+)
+from shared.logs import bind_context
+from shared.models import Organization, User
+from shared.permissions import Permission, Role, has_permission
+from shared.redis_client import get_redis
+from shared.services import auth_sessions
+from shared.services.organizations import get_organization
+from shared.settings import get_settings
+from web.db import get_session
+
+PUBLIC = "public"
+AUTHENTICATED = "authenticated"
+REFRESH = "refresh"
+ORG_HEADER = "X-Organization-Id"
+Requirement = Permission | str
+
+
+def requires(requirement: Requirement) -> Callable:
+    def mark(view: Callable) -> Callable:
+        view.required_permission = requirement
+        return view
+
+    return mark
+
+
+public = requires(PUBLIC)
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: User
+    org_id: uuid.UUID | None  # the organization this request acts on
+    claims: dict
+
+    @property
+    def role(self) -> Role:
+        return self.user.role
+
+    @property
+    def is_super_admin(self) -> bool:
+        return self.user.role == Role.super_admin
+
+
+def current_principal() -> Principal:
+    return g.principal
+
+
+def require_org_id() -> uuid.UUID:
+    """The acting organization; super_admin must name one with X-Organization-Id."""
+    org_id = g.principal.org_id
+    if org_id is None:
+        raise OrganizationRequiredError(
+            f"Name the organization to act on with the {ORG_HEADER} header", details={"header": ORG_HEADER}
+        )
+    return org_id
+
+
+def endpoint_requirement(app: Flask, endpoint: str, method: str) -> Requirement | None:
+    view = app.view_functions.get(endpoint)
+    view_class = getattr(view, "view_class", None)
+    handler = getattr(view_class, "head" if method == "HEAD" and hasattr(view_class, "head") else method.lower(), None)
+    if handler is None and method == "HEAD":
+        handler = getattr(view_class, "get", None)
+    return getattr(handler or view, "required_permission", None)
+
+
+# -- tokens ------------------------------------------------------------------------------
+
+
+def issue_tokens(user: User, *, family: str | None = None, auth_time: float | None = None) -> dict:
+    """A new access/refresh pair; a sign-in starts a family, a refresh continues it."""
+    family = family or uuid.uuid4().hex
+    claims = {
+        "fam": family,
+        "role": user.role.value,
+        "org_id": str(user.organization_id) if user.organization_id else None,
+        "auth_time": auth_time if auth_time is not None else time.time(),
+    }
+    identity = str(user.id)
+    settings = get_settings()
+    return {
+        "access_token": create_access_token(identity=identity, additional_claims=claims),
+        "refresh_token": create_refresh_token(identity=identity, additional_claims=claims),
+        "token_type": "Bearer",
+        "expires_in": settings.access_token_expire_minutes * 60,
+    }
+
+
+def seconds_left(claims: dict) -> int:
+    return max(1, int(claims["exp"] - time.time()))
+
+
+def _verified_claims(refresh: bool) -> dict:
+    try:
+        verify_jwt_in_request(refresh=refresh)
+    except NoAuthorizationError as exc:
+        raise UnauthorizedError("Send a bearer token in the Authorization header") from exc
+    except ExpiredSignatureError as exc:
+        raise TokenExpiredError("The token has expired; refresh it or sign in again") from exc
+    except (JWTExtendedException, PyJWTError) as exc:
+        kind = "a refresh" if refresh else "an access"
+        raise TokenInvalidError(f"The token is not {kind} token this API issued", details={"reason": str(exc)}) from exc
+    return get_jwt()
+
+
+def _token_user(claims: dict) -> User:
+    try:
+        user_id = uuid.UUID(claims["sub"])
+    except (KeyError, ValueError) as exc:
+        raise TokenInvalidError("The token names no user") from exc
+    user = get_session().execute(
+        select(User).where(User.id == user_id).execution_options(include_deleted=True)
+    ).scalar_one_or_none()
+    if user is None or not user.is_active:
+        raise TokenRevokedError("This account is deactivated or deleted")
+    if claims.get("auth_time", 0) < user.tokens_valid_after.timestamp():
+        raise TokenRevokedError("The password, role or status changed since this sign-in; sign in again")
+    if auth_sessions.is_revoked(get_redis(), jti=claims["jti"], family=claims.get("fam")):
+        raise TokenRevokedError("This session was signed out")
+    return user
+
+
+def _acting_org(user: User, requirement: Requirement) -> uuid.UUID | None:
+    if user.role == Role.super_admin:
+        header = request.headers.get(ORG_HEADER)
+        if not header:
+            return None
+        return get_organization(get_session(), org_id=header).id
+    org = get_session().get(Organization, user.organization_id)
+    if org is None or org.deleted_at is not None:
+        raise TokenRevokedError("This organization no longer exists")
+    # A suspended organization may still see who it is and sign out, nothing else.
+    if org.is_suspended and requirement not in (AUTHENTICATED, REFRESH):
+        raise OrganizationSuspendedError("This organization is suspended; contact support")
+    return org.id
+
+
+def _authorize() -> None:
+    if request.endpoint is None or request.method == "OPTIONS":
+        return
+    requirement = endpoint_requirement(current_app, request.endpoint, request.method)
+    if requirement == PUBLIC:
+        return
+    if requirement is None:
+        if request.path.startswith(get_settings().api_v1_prefix):
+            raise PermissionDeniedError("This endpoint declares no permission and is closed")
+        return
+    claims = _verified_claims(refresh=requirement == REFRESH)
+    user = _token_user(claims)
+    if requirement not in (AUTHENTICATED, REFRESH) and not has_permission(user.role, requirement):
+        raise PermissionDeniedError(
+            f"The {user.role.value} role cannot do this",
+            details={"required_permission": Permission(requirement).value, "role": user.role.value},
+        )
+    org_id = _acting_org(user, requirement)
+    g.principal = Principal(user=user, org_id=org_id, claims=claims)
+    g.org_token = bind_organization(org_id)
+    bind_context(user_id=user.id, org_id=org_id)
+
+
+def _unbind(_exc: BaseException | None) -> None:
+    token = g.pop("org_token", None)
+    if token is not None:
+        reset_organization(token)
+
+
+def init_app(app: Flask) -> None:
+    settings = get_settings()
+    app.config.update(
+        JWT_SECRET_KEY=settings.secret_key,
+        JWT_ACCESS_TOKEN_EXPIRES=dt.timedelta(minutes=settings.access_token_expire_minutes),
+        JWT_REFRESH_TOKEN_EXPIRES=dt.timedelta(days=settings.refresh_token_expire_days),
+        JWT_TOKEN_LOCATION=["headers"],
+        JWT_ALGORITHM="HS256",
+    )
+    JWTManager(app)
+    app.before_request(_authorize)
+    app.teardown_request(_unbind)

@@ -1,0 +1,91 @@
+import zoneinfo
+
+import marshmallow as ma
+import phonenumbers
+
+from shared.models import SubscriptionStatus
+from web.schemas.common import StrictSchema
+
+
+def _valid_timezone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ma.ValidationError("Not an IANA time zone (e.g. America/Sao_Paulo).")
+
+
+def _valid_country(value: str) -> None:
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ma.ValidationError("Not an ISO 3166-1 alpha-2 country code with a phone numbering plan (e.g. BR).")
+
+
+class PlanSchema(ma.Schema):
+    code = ma.fields.String(metadata={"example": "starter"})
+    name = ma.fields.String()
+    max_users = ma.fields.Integer(allow_none=True, metadata={"description": "null: unlimited"})
+    max_whatsapp_numbers = ma.fields.Integer(allow_none=True)
+    max_contacts = ma.fields.Integer(allow_none=True)
+    max_monthly_messages = ma.fields.Integer(allow_none=True)
+
+
+_LIMIT = {"strict": True, "allow_none": True, "validate": ma.validate.Range(min=0)}
+
+
+class PlanUpdateSchema(StrictSchema):
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=100))
+    max_users = ma.fields.Integer(**_LIMIT)
+    max_whatsapp_numbers = ma.fields.Integer(**_LIMIT)
+    max_contacts = ma.fields.Integer(**_LIMIT)
+    max_monthly_messages = ma.fields.Integer(**_LIMIT)
+
+
+class OrganizationSchema(ma.Schema):
+    id = ma.fields.UUID()
+    name = ma.fields.String(metadata={"example": "Acme Ltd"})
+    plan_code = ma.fields.String(metadata={"example": "free"})
+    subscription_status = ma.fields.Enum(SubscriptionStatus, by_value=True)
+    trial_ends_at = ma.fields.AwareDateTime(allow_none=True)
+    is_suspended = ma.fields.Boolean()
+    suspended_at = ma.fields.AwareDateTime(allow_none=True)
+    suspension_reason = ma.fields.String(allow_none=True)
+    timezone = ma.fields.String(metadata={"example": "America/Sao_Paulo"})
+    default_country = ma.fields.String(allow_none=True, metadata={"example": "BR"})
+    billing_email = ma.fields.String(allow_none=True)
+    settings = ma.fields.Dict()
+    created_at = ma.fields.AwareDateTime()
+    updated_at = ma.fields.AwareDateTime()
+
+
+class OrganizationUpdateSchema(StrictSchema):
+    name = ma.fields.String(validate=ma.validate.Length(min=1, max=200))
+    timezone = ma.fields.String(validate=_valid_timezone)
+    default_country = ma.fields.String(validate=_valid_country, allow_none=True)
+    billing_email = ma.fields.Email(allow_none=True, validate=ma.validate.Length(max=320))
+    settings = ma.fields.Dict()
+    # super_admin only:
+    plan_code = ma.fields.String(metadata={"description": "super_admin only; ends a trial"})
+    trial_ends_at = ma.fields.AwareDateTime(metadata={"description": "super_admin only"})
+
+
+class OrganizationCreateSchema(StrictSchema):
+    name = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=200))
+    plan_code = ma.fields.String(load_default="free")
+    timezone = ma.fields.String(validate=_valid_timezone)
+    default_country = ma.fields.String(validate=_valid_country, allow_none=True)
+    billing_email = ma.fields.Email(allow_none=True)
+
+
+class SuspendSchema(StrictSchema):
+    reason = ma.fields.String(validate=ma.validate.Length(max=500))
+
+
+class ResourceUsageSchema(ma.Schema):
+    used = ma.fields.Integer()
+    limit = ma.fields.Integer(allow_none=True, metadata={"description": "null: unlimited"})
+    remaining = ma.fields.Integer(allow_none=True)
+    counted = ma.fields.Boolean(metadata={"description": "false until the module owning the resource exists"})
+
+
+class UsageSchema(ma.Schema):
+    organization_id = ma.fields.UUID()
+    plan = ma.fields.Nested(PlanSchema)
+    period_start = ma.fields.AwareDateTime(metadata={"description": "Start of the month monthly counts cover (UTC)"})
+    resources = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.Nested(ResourceUsageSchema))
