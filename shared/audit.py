@@ -22,7 +22,7 @@ _PENDING = "pytake_pending_audit"
 
 
 def _entry(
-    *, org_id, action: str, subject_type: str, subject_id, actor_id, data: dict[str, Any] | None
+    *, org_id, action: str, subject_type: str, subject_id, actor_id, data: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     context = current_context()
     return {

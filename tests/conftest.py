@@ -140,12 +140,21 @@ def migrated(settings) -> Settings:
 
 @pytest.fixture
 def db_session(migrated):
-    """A session inside a SAVEPOINT; every unit of work in the test (web requests included) joins it."""
+    """The test's session, inside a transaction rolled back at the end.
+
+    Every other unit of work during the test (a web request, a task body) gets its own
+    session on the same connection, in a SAVEPOINT of its own: it sees what the test wrote,
+    its commit or rollback touches only its own work, and nothing outlives the test.
+    """
     engine = create_engine(migrated.database_url)
     connection = engine.connect()
     outer = connection.begin()
-    session = Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
-    db.set_session_factory(lambda: session)
+
+    def savepoint_session() -> Session:
+        return Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
+
+    session = savepoint_session()
+    db.set_session_factory(savepoint_session)
     try:
         yield session
     finally:
@@ -177,7 +186,14 @@ def app(migrated):
 
 @pytest.fixture
 def client(app, db_session, published):
+    redis.Redis.from_url(app_settings(app).redis_url).flushdb()  # throttles and revocations start clean
     return app.test_client()
+
+
+def app_settings(app) -> Settings:
+    from shared.settings import get_settings
+
+    return get_settings()
 
 
 @pytest.fixture

@@ -76,12 +76,18 @@ def check_login_allowed(redis: redis_lib.Redis, *, email: str, address: str | No
             )
 
 
+# INCR, and start the window's clock on the first failure; one atomic step (works on Redis 6 and 7).
+_COUNT_IN_WINDOW = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
+
 def record_login_failure(redis: redis_lib.Redis, *, email: str, address: str | None) -> None:
-    pipe = redis.pipeline(transaction=True)
+    count = redis.register_script(_COUNT_IN_WINDOW)
     for key, _ in _failure_keys(email, address):
-        pipe.incr(key)
-        pipe.expire(key, FAILURE_WINDOW_SECONDS, nx=True)  # the window starts at the first failure
-    pipe.execute()
+        count(keys=[key], args=[FAILURE_WINDOW_SECONDS])
 
 
 def reset_login_failures(redis: redis_lib.Redis, *, email: str, address: str | None) -> None:

@@ -37,6 +37,7 @@ def process_env(settings, **extra: str) -> dict[str, str]:
         # Tight loops so the sweep's effects show within a test.
         "SWEEP_INTERVAL_SECONDS": "1",
         "JOB_REQUEUE_AFTER_SECONDS": "2",
+        "TRIAL_EXPIRY_INTERVAL_SECONDS": "1",
         "PYTAKE_EXTRA_TASK_MODULES": "tests.integration.probe_tasks",
     }
     env.update(extra)
@@ -131,5 +132,5 @@ def committed(migrated):
     db.dispose_engine()
     yield
     with db.unit_of_work() as session:
-        session.execute(text("TRUNCATE jobs, users, organizations CASCADE"))
+        session.execute(text("TRUNCATE organizations CASCADE"))
     db.dispose_engine()

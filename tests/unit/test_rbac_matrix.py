@@ -1,0 +1,108 @@
+"""Every API endpoint × every role → the status the permission table says.
+
+Built from the app's own routes and shared/permissions.py, so an endpoint added later
+joins the matrix without anyone editing this file: it only has to declare its permission.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from shared.models import Job
+from shared.permissions import Permission, Role, has_permission
+from shared.services import jobs
+from tests.factories import make_department, make_org, make_user
+from web import create_app
+from web.auth import AUTHENTICATED, PUBLIC, REFRESH, endpoint_requirement
+
+API_PREFIX = "/api/v1"
+
+
+def api_endpoints():
+    app = create_app()
+    found = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith(API_PREFIX):
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            found.append((method, rule.rule, endpoint_requirement(app, rule.endpoint, method)))
+    return sorted(found)
+
+
+ENDPOINTS = api_endpoints()
+ROLES = list(Role)
+
+
+def test_every_api_endpoint_declares_what_it_requires():
+    undeclared = [f"{method} {path}" for method, path, requirement in ENDPOINTS if requirement is None]
+    assert undeclared == []
+    assert len(ENDPOINTS) >= 30
+
+
+@pytest.fixture
+def world(db_session):
+    """One organization with one of everything an endpoint can name by id."""
+    org = make_org(db_session, plan_code="enterprise")
+    users = {role: make_user(db_session, org, role=role) for role in ROLES}
+    target = make_user(db_session, org, role="agent")
+    department = make_department(db_session, org)
+    job, _ = jobs.create_job(db_session, org_id=org.id, kind="contacts.export", task_name="maintenance.x")
+    ids = {
+        "org_id": org.id,
+        "user_id": target.id,
+        "department_id": department.id,
+        "job_id": job.id,
+        "code": "starter",
+    }
+    return org, users, ids
+
+
+def fill(path: str, ids: dict) -> str:
+    return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(ids[m.group(1)]), path)
+
+
+def call(client, method, url, headers):
+    body = {"json": {}} if method in {"POST", "PUT", "PATCH"} else {}
+    return client.open(url, method=method, headers=headers, **body)
+
+
+def expected_allowed(role: Role, requirement) -> bool:
+    if requirement in (PUBLIC, AUTHENTICATED, REFRESH):
+        return True
+    return has_permission(role, Permission(requirement))
+
+
+@pytest.mark.parametrize("method,path,requirement", ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
+@pytest.mark.parametrize("role", ROLES, ids=[r.value for r in ROLES])
+def test_role_gets_what_the_permission_table_says(client, app, world, method, path, requirement, role):
+    org, users, ids = world
+    user = users[role]
+    from web.auth import issue_tokens
+
+    with app.app_context():
+        tokens = issue_tokens(user)
+    token = tokens["refresh_token"] if requirement == REFRESH else tokens["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    if role == Role.super_admin:
+        headers["X-Organization-Id"] = str(org.id)
+
+    response = call(client, method, fill(path, ids), headers)
+    if expected_allowed(role, requirement):
+        assert response.status_code not in (401, 403), response.get_json()
+        assert response.status_code < 500
+    else:
+        assert response.status_code == 403, response.get_json()
+        assert response.get_json()["code"] == "permission_denied"
+
+
+@pytest.mark.parametrize("method,path,requirement", ENDPOINTS, ids=[f"{m} {p}" for m, p, _ in ENDPOINTS])
+def test_no_token_is_401_except_on_public_endpoints(client, world, method, path, requirement):
+    _, _, ids = world
+    response = call(client, method, fill(path, ids), {})
+    if requirement == PUBLIC:
+        assert response.status_code != 401
+    else:
+        assert response.status_code == 401
+        assert response.get_json()["code"] == "unauthorized"
