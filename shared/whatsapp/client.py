@@ -317,12 +317,14 @@ class GraphClient:
             message = "media lookup answered without a url"
             raise GraphMalformedResponseError(message, method="GET", path=path, http_status=200)
         size = data.get("file_size")
+        if isinstance(size, str) and size.isascii() and size.isdigit():
+            size = int(size)
         return MediaInfo(
             id=str(data.get("id") or media_id),
             url=data["url"],
             mime_type=data.get("mime_type"),
             sha256=data.get("sha256"),
-            file_size=int(size) if isinstance(size, (int, str)) and str(size).isdigit() else None,
+            file_size=size if isinstance(size, int) and not isinstance(size, bool) else None,
         )
 
     def download_media(self, url: str) -> bytes:
