@@ -1,0 +1,50 @@
+"""Serving the sandbox: in a background thread (tests) or in the foreground (`python -m sandbox`)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from sandbox.app import create_app
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """No access-log line per request (tests and benchmarks send thousands)."""
+
+    def log_request(self, *args, **kwargs) -> None:
+        pass
+
+
+def run_in_thread(
+    config: dict | None = None, *, host: str = "127.0.0.1", port: int = 0
+) -> tuple[str, Callable[[], None]]:
+    """Start a sandbox on `host:port` (port 0 = a free one); answer its base URL and a function that stops it."""
+    app = create_app(config)
+    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="sandbox-server", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+        app.extensions["sandbox"].close()
+
+    return f"http://{host}:{server.server_port}", stop
+
+
+def serve_forever(config: dict | None = None, *, host: str = "127.0.0.1", port: int = 8090,
+                  quiet: bool = False) -> None:
+    app = create_app(config)
+    handler = QuietRequestHandler if quiet else WSGIRequestHandler
+    server = make_server(host, port, app, threaded=True, request_handler=handler)
+    print(f"WhatsApp Cloud API sandbox on http://{host}:{server.server_port} (control API under /_sandbox)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        app.extensions["sandbox"].close()
