@@ -52,11 +52,14 @@ class Settings:
     api_v1_prefix: str = "/api/v1"
     cors_origins: tuple[str, ...] = ()
     max_request_bytes: int = 1_048_576
+    max_upload_bytes: int = 100 * 1_048_576
 
     flower_user: str = "admin"
     flower_password: str = "pytake"
 
     data_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "var")
+    storage_dir: Path | None = None  # files (imports, reports, exports); default: <data_dir>/files
+    download_link_ttl_seconds: int = 24 * 3600
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON in production, readable otherwise
 
@@ -96,9 +99,12 @@ class Settings:
             "API_V1_PREFIX": ("api_v1_prefix", str),
             "CORS_ORIGINS": ("cors_origins", _csv),
             "MAX_REQUEST_BYTES": ("max_request_bytes", int),
+            "MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
             "FLOWER_USER": ("flower_user", str),
             "FLOWER_PASSWORD": ("flower_password", str),
             "PYTAKE_DATA_DIR": ("data_dir", Path),
+            "STORAGE_DIR": ("storage_dir", Path),
+            "DOWNLOAD_LINK_TTL_SECONDS": ("download_link_ttl_seconds", int),
             "LOG_LEVEL": ("log_level", str),
             "LOG_JSON": ("log_json", _bool),
             "JOB_REQUEUE_AFTER_SECONDS": ("job_requeue_after_seconds", int),

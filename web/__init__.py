@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     request_context.init_app(app)
     web_db.init_app(app)
     auth.init_app(app)
+    request_context.init_body_rules(app)
     if settings.cors_origins:
         CORS(app, origins=list(settings.cors_origins), expose_headers=["X-Request-ID", "Retry-After"])
 

@@ -42,6 +42,7 @@ from shared.services import auth_sessions
 from shared.services.organizations import get_organization
 from shared.settings import get_settings
 from web.db import get_session
+from web.views import view_attribute
 
 PUBLIC = "public"
 AUTHENTICATED = "authenticated"
@@ -90,13 +91,13 @@ def require_org_id() -> uuid.UUID:
     return org_id
 
 
+def current_org() -> Organization:
+    """The acting organization's row (plan, default country, settings)."""
+    return get_organization(get_session(), org_id=require_org_id())
+
+
 def endpoint_requirement(app: Flask, endpoint: str, method: str) -> Requirement | None:
-    view = app.view_functions.get(endpoint)
-    view_class = getattr(view, "view_class", None)
-    handler = getattr(view_class, "head" if method == "HEAD" and hasattr(view_class, "head") else method.lower(), None)
-    if handler is None and method == "HEAD":
-        handler = getattr(view_class, "get", None)
-    return getattr(handler or view, "required_permission", None)
+    return view_attribute(app, endpoint, method, "required_permission")
 
 
 # -- tokens ------------------------------------------------------------------------------

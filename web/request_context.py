@@ -10,12 +10,14 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from shared.logs import bind_context, clear_context
+from shared.settings import get_settings
+from web.views import view_attribute
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-# Endpoints that take something other than JSON (signed webhooks, uploads) opt out by name.
-NON_JSON_ENDPOINTS: set[str] = set()
+# Endpoints that take raw bodies signed by their sender (webhooks) opt out of the JSON rule by name.
+RAW_BODY_ENDPOINTS: set[str] = set()
 
 
 def _begin() -> None:
@@ -29,19 +31,26 @@ def _begin() -> None:
         client_ip=request.remote_addr,
         user_agent=(request.user_agent.string or None),
     )
-    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    upload = view_attribute(current_app, request.endpoint, request.method, "accepts_upload")
+    limit = getattr(get_settings(), upload) if upload else current_app.config.get("MAX_CONTENT_LENGTH")
+    if upload:
+        request.max_content_length = limit
     if limit and request.content_length and request.content_length > limit:
         # Refused before anything else reads (or authenticates) the body.
         raise RequestEntityTooLarge(f"The body is larger than {limit} bytes")
-    if (
-        request.method in BODY_METHODS
-        and request.endpoint not in NON_JSON_ENDPOINTS
-        and (request.content_length or request.headers.get("Transfer-Encoding"))
-        and not request.is_json
-    ):
-        raise UnsupportedMediaType(
-            f"Send the body as application/json (got {request.mimetype or 'no Content-Type'})"
-        )
+
+
+def _check_media_type() -> None:
+    """After authentication: a caller who may not call the endpoint learns nothing about its body rules."""
+    upload = view_attribute(current_app, request.endpoint, request.method, "accepts_upload")
+    has_body = request.content_length or request.headers.get("Transfer-Encoding")
+    if request.method in BODY_METHODS and has_body and request.endpoint not in RAW_BODY_ENDPOINTS:
+        if upload and request.mimetype != "multipart/form-data":
+            raise UnsupportedMediaType("Send the file as multipart/form-data")
+        if not upload and not request.is_json:
+            raise UnsupportedMediaType(
+                f"Send the body as application/json (got {request.mimetype or 'no Content-Type'})"
+            )
 
 
 def _end(response: Response) -> Response:
@@ -53,3 +62,8 @@ def init_app(app: Flask) -> None:
     app.before_request(_begin)
     app.after_request(_end)
     app.teardown_request(lambda _exc: clear_context())
+
+
+def init_body_rules(app: Flask) -> None:
+    """Registered after authentication (web/auth.py), so it runs after it."""
+    app.before_request(_check_media_type)

@@ -1,6 +1,21 @@
 """Every model module, imported so Alembic's autogenerate sees the whole metadata."""
 
 from shared.models.base import Base, SoftDeleteMixin, TenantMixin
+from shared.models.contacts import (
+    DEFAULT_LIFECYCLE_STAGES,
+    AttributeDefinition,
+    AttributeType,
+    ConsentAction,
+    ConsentEvent,
+    ConsentScope,
+    ConsentSource,
+    ConsentState,
+    Contact,
+    ContactImport,
+    Segment,
+    Tag,
+    contact_tags,
+)
 from shared.models.jobs import Job, JobStatus
 from shared.models.tenancy import (
     Availability,
@@ -13,6 +28,19 @@ from shared.models.tenancy import (
 )
 
 __all__ = [
+    "DEFAULT_LIFECYCLE_STAGES",
+    "AttributeDefinition",
+    "AttributeType",
+    "ConsentAction",
+    "ConsentEvent",
+    "ConsentScope",
+    "ConsentSource",
+    "ConsentState",
+    "Contact",
+    "ContactImport",
+    "Segment",
+    "Tag",
+    "contact_tags",
     "Availability",
     "Base",
     "Department",

@@ -25,6 +25,10 @@ PING_TASKS = tuple(ping_task(queue) for queue in QUEUES)
 # maintenance
 SWEEP_STALE_JOBS = "maintenance.sweep_stale_jobs"
 EXPIRE_TRIALS = "maintenance.expire_trials"
+# contacts: bulk data work runs on the maintenance pool, away from sends and webhooks
+BULK_UPDATE_CONTACTS = "maintenance.bulk_update_contacts"
+IMPORT_CONTACTS = "maintenance.import_contacts"
+EXPORT_CONTACTS = "maintenance.export_contacts"
 
 
 def queue_for(task_name: str) -> str:

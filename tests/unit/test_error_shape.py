@@ -66,9 +66,12 @@ def test_400_for_malformed_json(client, admin_headers):
     assert_error(response, 400, "bad_request")
 
 
-def test_415_for_a_body_that_is_not_json(client):
+def test_415_for_a_body_that_is_not_json(client, admin_headers):
     response = client.post(
-        "/api/v1/jobs/3f1b8f9e-0000-4000-8000-000000000000/cancel", data="reason=x", content_type="text/plain"
+        "/api/v1/jobs/3f1b8f9e-0000-4000-8000-000000000000/cancel",
+        data="reason=x",
+        content_type="text/plain",
+        headers=admin_headers,
     )
     body = assert_error(response, 415, "unsupported_media_type")
     assert "application/json" in body["message"]

@@ -55,17 +55,57 @@ def world(db_session):
         "department_id": department.id,
         "job_id": job.id,
         "code": "starter",
+        **tenant_rows(db_session, org),
     }
     return org, users, ids
+
+
+def tenant_rows(session, org) -> dict:
+    """One contact-side row of each kind an endpoint can name by id."""
+    import io
+
+    from shared.models import AttributeType
+    from shared.services import attributes, contact_import, contacts, segments, tags
+    from shared.storage import signed_download_token
+
+    contact = contacts.create_contact(session, org=org, phone=f"+1650555{next(_phones):04d}", name="Matrix")
+    tag = tags.create_tag(session, org_id=org.id, name=f"matrix-{org.id.hex[:6]}")
+    segment = segments.create_segment(session, org_id=org.id, name="Matrix", filters={"q": "Matrix"})
+    attributes.create_definition(session, org_id=org.id, key="plan", label="Plan", type=AttributeType.text)
+    upload = contact_import.create_import(
+        session, org_id=org.id, filename="m.csv", stream=io.BytesIO(b"phone\n+16505550000\n"), created_by_id=None
+    )
+    return {
+        "contact_id": contact.id,
+        "tag_id": tag.id,
+        "segment_id": segment.id,
+        "key": "plan",
+        "import_id": upload.id,
+        "token": signed_download_token(upload.file_key, "m.csv"),
+    }
+
+
+_phones = iter(range(1000, 9999))
 
 
 def fill(path: str, ids: dict) -> str:
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(ids[m.group(1)]), path)
 
 
+# Bodies that pass validation, for the endpoints where an empty one would not: so the test
+# reaches the lookup it means to check instead of stopping at a 422.
+VALID_BODIES = {
+    "/lead-score": {"delta": 1},
+    "/preview": {"columns": {"phone": "phone"}},
+    "/start": {"columns": {"phone": "phone"}},
+}
+
+
 def call(client, method, url, headers):
-    body = {"json": {}} if method in {"POST", "PUT", "PATCH"} else {}
-    return client.open(url, method=method, headers=headers, **body)
+    if method not in {"POST", "PUT", "PATCH"}:
+        return client.open(url, method=method, headers=headers)
+    body = next((b for suffix, b in VALID_BODIES.items() if url.endswith(suffix)), {})
+    return client.open(url, method=method, headers=headers, json=body)
 
 
 def expected_allowed(role: Role, requirement) -> bool:

@@ -1,18 +1,38 @@
 """Every blueprint, registered in one place."""
 
-from web.api import auth, departments, health, jobs, organizations, plans, users
+from web.api import (
+    auth,
+    contact_attributes,
+    contact_imports,
+    contacts,
+    departments,
+    health,
+    jobs,
+    organizations,
+    plans,
+    segments,
+    tags,
+    users,
+)
 
-API_BLUEPRINTS = {
-    "auth": auth.blp,
-    "organizations": organizations.blp,
-    "plans": plans.blp,
-    "users": users.blp,
-    "departments": departments.blp,
-    "jobs": jobs.blp,
-}
+# (path under the API prefix, blueprint)
+API_BLUEPRINTS = [
+    ("auth", auth.blp),
+    ("organizations", organizations.blp),
+    ("plans", plans.blp),
+    ("users", users.blp),
+    ("departments", departments.blp),
+    ("jobs", jobs.blp),
+    ("contacts", contacts.blp),
+    ("contacts", contact_imports.blp),  # /contacts/imports..., /contacts/exports
+    ("tags", tags.blp),
+    ("segments", segments.blp),
+    ("contact-attributes", contact_attributes.blp),
+    ("files", contact_imports.files_blp),
+]
 
 
 def register_blueprints(api, *, prefix: str) -> None:
     api.register_blueprint(health.blp)
-    for path, blueprint in API_BLUEPRINTS.items():
+    for path, blueprint in API_BLUEPRINTS:
         api.register_blueprint(blueprint, url_prefix=f"{prefix}/{path}")

@@ -1,0 +1,82 @@
+"""Phone identity: one WhatsApp user is one contact, whatever form the number arrived in.
+
+`normalize_phone` turns what a person typed, a CSV cell or a webhook's `wa_id` into
+- `e164`: the number in E.164 (`+5511987654321`),
+- `wa_id`: the digits WhatsApp addresses (`5511987654321`),
+- `identity_key`: what makes two numbers the same person. For Brazilian mobiles it drops
+  the ninth digit, because WhatsApp still reports many of them in the old 8-digit form
+  (`551187654321`) while people and CRMs write the 9-digit one (`5511987654321`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType
+
+from shared.errors import InvalidInputError
+
+BRAZIL = "55"
+_MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+class InvalidPhoneError(InvalidInputError):
+    code = "invalid_phone"
+
+
+@dataclass(frozen=True)
+class Phone:
+    e164: str
+    wa_id: str
+    identity_key: str
+
+
+def _brazil_with_ninth_digit(digits: str) -> str:
+    """55 + area code + 8-digit mobile (old form) → 55 + area code + 9 + 8 digits."""
+    if digits.startswith(BRAZIL) and len(digits) == 12 and digits[4] in "6789":
+        return digits[:4] + "9" + digits[4:]
+    return digits
+
+
+def identity_key(e164_digits: str) -> str:
+    if e164_digits.startswith(BRAZIL) and len(e164_digits) == 13 and e164_digits[4] == "9":
+        return e164_digits[:4] + e164_digits[5:]
+    return e164_digits
+
+
+def normalize_phone(raw: str, *, default_country: str | None = None) -> Phone:
+    """Raises InvalidPhoneError with the reason a person can act on."""
+    text = (raw or "").strip()
+    if not text:
+        raise InvalidPhoneError("The phone number is empty", details={"reason": "empty"})
+    digits_only = "".join(ch for ch in text if ch.isdigit())
+    if text.startswith("+") or text.startswith("00"):
+        candidate = "+" + _brazil_with_ninth_digit(digits_only[2:] if text.startswith("00") else digits_only)
+        region = None
+    elif default_country:
+        candidate, region = text, default_country
+    else:
+        # No country to read it in: take it as international digits, as a wa_id is.
+        candidate, region = "+" + _brazil_with_ninth_digit(digits_only), None
+    try:
+        parsed = phonenumbers.parse(candidate, region)
+    except NumberParseException as exc:
+        raise InvalidPhoneError(f"Not a phone number: {raw!r}", details={"reason": "unparseable"}) from exc
+    if not phonenumbers.is_valid_number(parsed):
+        # A local number written without its ninth digit (Brazil) is valid once the digit is added.
+        fixed = phonenumbers.parse("+" + _brazil_with_ninth_digit(f"{parsed.country_code}{parsed.national_number}"))
+        if not phonenumbers.is_valid_number(fixed):
+            raise InvalidPhoneError(
+                f"{raw!r} is not a valid number" + (f" for {default_country}" if region else ""),
+                details={"reason": "invalid_number"},
+            )
+        parsed = fixed
+    e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    digits = e164[1:]
+    return Phone(e164=e164, wa_id=digits, identity_key=identity_key(digits))
+
+
+def identity_key_for_wa_id(wa_id: str) -> str:
+    """The identity of a webhook's wa_id, without parsing (it is already international digits)."""
+    return identity_key(_brazil_with_ninth_digit("".join(ch for ch in wa_id if ch.isdigit())))

@@ -1,0 +1,252 @@
+"""Contacts pipeline: identity, profile, lifecycle, blocking, and the filtered list.
+
+Identity is exact: a contact is found by its phone's identity key (shared/phones.py), so
+every form of one WhatsApp number lands on the same contact.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from sqlalchemy import func, literal, literal_column, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from shared.errors import ConflictError, InvalidInputError, NotFoundError
+from shared.models import DEFAULT_LIFECYCLE_STAGES, Contact, Organization
+from shared.models.base import utcnow
+from shared.phones import normalize_phone
+from shared.security import normalize_email
+from shared.services import attributes, plans, tags
+from shared.services.contact_filters import contact_conditions
+
+
+class ContactNotFoundError(NotFoundError):
+    code = "contact_not_found"
+
+
+class ContactExistsError(ConflictError):
+    code = "contact_exists"
+
+
+class LifecycleStageError(InvalidInputError):
+    code = "invalid_lifecycle_stage"
+
+
+def lifecycle_stages(org: Organization) -> list[str]:
+    return list(org.settings.get("lifecycle_stages") or DEFAULT_LIFECYCLE_STAGES)
+
+
+def check_lifecycle_stage(org: Organization, stage: str) -> str:
+    allowed = lifecycle_stages(org)
+    if stage not in allowed:
+        raise LifecycleStageError(f"{stage!r} is not a lifecycle stage here", details={"allowed": allowed})
+    return stage
+
+
+def find_by_phone(session: Session, *, org_id: uuid.UUID, identity_key: str) -> Contact | None:
+    return session.execute(
+        select(Contact).where(Contact.organization_id == org_id, Contact.identity_key == identity_key)
+    ).scalar_one_or_none()
+
+
+def get_contact(session: Session, *, org_id: uuid.UUID, contact_id: uuid.UUID | str) -> Contact:
+    try:
+        contact_uuid = uuid.UUID(str(contact_id))
+    except ValueError as exc:
+        raise ContactNotFoundError(f"contact {contact_id} not found") from exc
+    contact = session.execute(
+        select(Contact).where(Contact.id == contact_uuid, Contact.organization_id == org_id)
+    ).scalar_one_or_none()
+    if contact is None:
+        raise ContactNotFoundError(f"contact {contact_id} not found")
+    return contact
+
+
+def _profile_fields(session: Session, org: Organization, fields: dict[str, Any]) -> dict[str, Any]:
+    fields = dict(fields)
+    if fields.get("email"):
+        fields["email"] = normalize_email(fields["email"])
+    if fields.get("lifecycle_stage"):
+        check_lifecycle_stage(org, fields["lifecycle_stage"])
+    if "custom_attributes" in fields:
+        fields["custom_attributes"] = attributes.coerce_attributes(
+            attributes.attribute_types(session, org_id=org.id), fields["custom_attributes"] or {}
+        )
+    return fields
+
+
+def create_contact(
+    session: Session, *, org: Organization, phone: str, tag_names: list[str] | None = None, **fields: Any
+) -> Contact:
+    number = normalize_phone(phone, default_country=org.default_country)
+    existing = find_by_phone(session, org_id=org.id, identity_key=number.identity_key)
+    if existing is not None:
+        raise ContactExistsError(
+            f"{number.e164} is already a contact", details={"contact_id": str(existing.id), "phone": existing.phone_e164}
+        )
+    plans.check_limit(session, org=org, resource="contacts")
+    contact = Contact(
+        organization_id=org.id,
+        phone_e164=number.e164,
+        wa_id=number.wa_id,
+        identity_key=number.identity_key,
+        **_profile_fields(session, org, fields),
+    )
+    session.add(contact)
+    session.flush()
+    if tag_names:
+        tags.tag_contacts(session, org_id=org.id, contact_ids=[contact.id], names=tag_names)
+    session.refresh(contact)
+    return contact
+
+
+def update_contact(session: Session, *, org: Organization, contact: Contact, changes: dict[str, Any]) -> Contact:
+    changes = _profile_fields(session, org, changes)
+    if "phone" in changes:
+        number = normalize_phone(changes.pop("phone"), default_country=org.default_country)
+        other = find_by_phone(session, org_id=org.id, identity_key=number.identity_key)
+        if other is not None and other.id != contact.id:
+            raise ContactExistsError(f"{number.e164} is already another contact", details={"contact_id": str(other.id)})
+        contact.phone_e164, contact.wa_id, contact.identity_key = number.e164, number.wa_id, number.identity_key
+    if "custom_attributes" in changes:
+        # Merge: set keys replace, null values remove.
+        merged = {**contact.custom_attributes, **changes.pop("custom_attributes")}
+        contact.custom_attributes = {k: v for k, v in merged.items() if v is not None}
+    for field, value in changes.items():
+        setattr(contact, field, value)
+    session.flush()
+    session.refresh(contact)
+    return contact
+
+
+def delete_contact(session: Session, *, contact: Contact) -> None:
+    contact.soft_delete()
+    session.flush()
+
+
+def set_blocked(session: Session, *, contact: Contact, blocked: bool) -> Contact:
+    if blocked and contact.blocked_at is None:
+        contact.blocked_at = utcnow()
+    elif not blocked:
+        contact.blocked_at = None
+    session.flush()
+    return contact
+
+
+def adjust_lead_score(session: Session, *, contact: Contact, delta: int | None = None, value: int | None = None) -> Contact:
+    contact.lead_score = value if value is not None else contact.lead_score + (delta or 0)
+    session.flush()
+    return contact
+
+
+# -- the filtered list --------------------------------------------------------------------
+
+SORTS = {
+    "created_at": Contact.created_at,
+    "name": func.coalesce(Contact.name, literal_column("''")),
+    "lead_score": Contact.lead_score,
+    "last_seen_at": func.coalesce(Contact.last_inbound_at, literal_column("'epoch'::timestamptz")),
+}
+
+
+@dataclass(frozen=True)
+class ContactPage:
+    items: Sequence[Contact]
+    next_cursor: str | None
+
+
+def _cursor_value(sort_field: str, contact: Contact) -> Any:
+    if sort_field == "created_at":
+        return contact.created_at.isoformat()
+    if sort_field == "name":
+        return contact.name or ""
+    if sort_field == "lead_score":
+        return contact.lead_score
+    return (contact.last_inbound_at or dt.datetime.fromtimestamp(0, dt.timezone.utc)).isoformat()
+
+
+def _decode_cursor(sort_field: str, cursor: str) -> tuple[Any, uuid.UUID]:
+    try:
+        value, contact_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if sort_field in ("created_at", "last_seen_at"):
+            value = dt.datetime.fromisoformat(value)
+        return value, uuid.UUID(contact_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError("cursor is not one this API produced", details={"field": "cursor"}) from exc
+
+
+def filtered_query(session: Session, *, org_id: uuid.UUID, spec: dict[str, Any]):
+    types = attributes.attribute_types(session, org_id=org_id)
+    return select(Contact).where(*contact_conditions(spec, org_id=org_id, attribute_types=types))
+
+
+def list_contacts(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    spec: dict[str, Any],
+    sort: str = "-created_at",
+    limit: int = 50,
+    cursor: str | None = None,
+) -> ContactPage:
+    descending = sort.startswith("-")
+    sort_field = sort.lstrip("-")
+    expression = SORTS[sort_field]
+    query = filtered_query(session, org_id=org_id, spec=spec)
+    if cursor:
+        value, contact_id = _decode_cursor(sort_field, cursor)
+        key, bound = tuple_(expression, Contact.id), tuple_(literal(value), literal(contact_id))
+        query = query.where(key < bound if descending else key > bound)
+    order = (expression.desc(), Contact.id.desc()) if descending else (expression.asc(), Contact.id.asc())
+    rows = session.execute(query.order_by(*order).limit(limit + 1)).scalars().all()
+    items, more = rows[:limit], len(rows) > limit
+    next_cursor = None
+    if more:
+        raw = json.dumps([_cursor_value(sort_field, items[-1]), str(items[-1].id)])
+        next_cursor = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return ContactPage(items=items, next_cursor=next_cursor)
+
+
+def count_contacts(session: Session, *, org_id: uuid.UUID, spec: dict[str, Any]) -> int:
+    query = filtered_query(session, org_id=org_id, spec=spec).with_only_columns(func.count())
+    return session.execute(query.order_by(None)).scalar_one()
+
+
+def matching_ids(session: Session, *, org_id: uuid.UUID, spec: dict[str, Any]) -> list[uuid.UUID]:
+    query = filtered_query(session, org_id=org_id, spec=spec).with_only_columns(Contact.id)
+    return list(session.execute(query).scalars())
+
+
+def bulk_update(session: Session, *, org: Organization, contact_ids: list[uuid.UUID], action: dict[str, Any]) -> int:
+    """Tag, untag or set the lifecycle stage of these contacts (other organizations' ids are ignored)."""
+    ids = list(
+        session.execute(
+            select(Contact.id).where(Contact.organization_id == org.id, Contact.id.in_(contact_ids))
+        ).scalars()
+    )
+    if action["action"] == "tag":
+        tags.tag_contacts(session, org_id=org.id, contact_ids=ids, names=action["tags"])
+    elif action["action"] == "untag":
+        tags.untag_contacts(session, org_id=org.id, contact_ids=ids, names=action["tags"])
+    else:
+        stage = check_lifecycle_stage(org, action["lifecycle_stage"])
+        session.execute(
+            update(Contact).where(Contact.id.in_(ids)).values(lifecycle_stage=stage, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    session.expire_all()
+    return len(ids)
+
+
+def _count_org_contacts(session: Session, org_id: uuid.UUID) -> int:
+    return session.execute(
+        select(func.count()).select_from(Contact).where(Contact.organization_id == org_id, Contact.deleted_at.is_(None))
+    ).scalar_one()
+
+
+plans.register_usage_counter("contacts", _count_org_contacts)

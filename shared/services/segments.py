@@ -1,0 +1,77 @@
+"""Segments: saved contact filters with a live count, usable later as campaign audiences."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from shared.errors import ConflictError, NotFoundError
+from shared.models import Segment
+from shared.services import attributes
+from shared.services.contact_filters import contact_conditions
+
+
+class SegmentNotFoundError(NotFoundError):
+    code = "segment_not_found"
+
+
+def _check_filters(session: Session, org_id: uuid.UUID, filters: dict[str, Any]) -> None:
+    # Building the conditions validates attribute keys and operators now, not when the segment is used.
+    contact_conditions(filters, org_id=org_id, attribute_types=attributes.attribute_types(session, org_id=org_id))
+
+
+def _ensure_name_free(session: Session, org_id: uuid.UUID, name: str, except_id: uuid.UUID | None = None) -> None:
+    existing = session.execute(
+        select(Segment.id).where(Segment.organization_id == org_id, Segment.name == name)
+    ).scalar_one_or_none()
+    if existing is not None and existing != except_id:
+        raise ConflictError(f"A segment named {name!r} already exists", details={"field": "name"})
+
+
+def create_segment(
+    session: Session, *, org_id: uuid.UUID, name: str, filters: dict[str, Any], description: str | None = None
+) -> Segment:
+    _check_filters(session, org_id, filters)
+    _ensure_name_free(session, org_id, name)
+    segment = Segment(organization_id=org_id, name=name, filters=filters, description=description)
+    session.add(segment)
+    session.flush()
+    return segment
+
+
+def get_segment(session: Session, *, org_id: uuid.UUID, segment_id: uuid.UUID | str) -> Segment:
+    try:
+        segment_uuid = uuid.UUID(str(segment_id))
+    except ValueError as exc:
+        raise SegmentNotFoundError(f"segment {segment_id} not found") from exc
+    segment = session.execute(
+        select(Segment).where(Segment.id == segment_uuid, Segment.organization_id == org_id)
+    ).scalar_one_or_none()
+    if segment is None:
+        raise SegmentNotFoundError(f"segment {segment_id} not found")
+    return segment
+
+
+def list_segments(session: Session, *, org_id: uuid.UUID) -> list[Segment]:
+    return list(
+        session.execute(select(Segment).where(Segment.organization_id == org_id).order_by(Segment.name)).scalars()
+    )
+
+
+def update_segment(session: Session, *, segment: Segment, changes: dict[str, Any]) -> Segment:
+    if "filters" in changes:
+        _check_filters(session, segment.organization_id, changes["filters"])
+    if "name" in changes:
+        _ensure_name_free(session, segment.organization_id, changes["name"], except_id=segment.id)
+    for field, value in changes.items():
+        setattr(segment, field, value)
+    session.flush()
+    return segment
+
+
+def delete_segment(session: Session, *, segment: Segment) -> None:
+    segment.soft_delete()
+    session.flush()
