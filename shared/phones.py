@@ -45,36 +45,40 @@ def identity_key(e164_digits: str) -> str:
     return e164_digits
 
 
+def _parse_valid(candidate: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    try:
+        parsed = phonenumbers.parse(candidate, region)
+    except NumberParseException:
+        return None
+    if phonenumbers.is_valid_number(parsed):
+        return parsed
+    # A Brazilian mobile written without its ninth digit is valid once the digit is added.
+    fixed = phonenumbers.parse("+" + _brazil_with_ninth_digit(f"{parsed.country_code}{parsed.national_number}"))
+    return fixed if phonenumbers.is_valid_number(fixed) else None
+
+
 def normalize_phone(raw: str, *, default_country: str | None = None) -> Phone:
-    """Raises InvalidPhoneError with the reason a person can act on."""
+    """Raises InvalidPhoneError with the reason a person can act on.
+
+    "+…" and "00…" are international. Anything else is read as a local number of the
+    organization's default country first, then as international digits (a wa_id).
+    """
     text = (raw or "").strip()
     if not text:
         raise InvalidPhoneError("The phone number is empty", details={"reason": "empty"})
-    digits_only = "".join(ch for ch in text if ch.isdigit())
-    if text.startswith("+") or text.startswith("00"):
-        candidate = "+" + _brazil_with_ninth_digit(digits_only[2:] if text.startswith("00") else digits_only)
-        region = None
-    elif default_country:
-        candidate, region = text, default_country
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if not digits:
+        raise InvalidPhoneError(f"Not a phone number: {raw!r}", details={"reason": "unparseable"})
+    international = "+" + _brazil_with_ninth_digit(digits[2:] if text.startswith("00") else digits)
+    if text.startswith(("+", "00")):
+        parsed = _parse_valid(international, None)
     else:
-        # No country to read it in: take it as international digits, as a wa_id is.
-        candidate, region = "+" + _brazil_with_ninth_digit(digits_only), None
-    try:
-        parsed = phonenumbers.parse(candidate, region)
-    except NumberParseException as exc:
-        raise InvalidPhoneError(f"Not a phone number: {raw!r}", details={"reason": "unparseable"}) from exc
-    if not phonenumbers.is_valid_number(parsed):
-        # A local number written without its ninth digit (Brazil) is valid once the digit is added.
-        fixed = phonenumbers.parse("+" + _brazil_with_ninth_digit(f"{parsed.country_code}{parsed.national_number}"))
-        if not phonenumbers.is_valid_number(fixed):
-            raise InvalidPhoneError(
-                f"{raw!r} is not a valid number" + (f" for {default_country}" if region else ""),
-                details={"reason": "invalid_number"},
-            )
-        parsed = fixed
+        parsed = (_parse_valid(text, default_country) if default_country else None) or _parse_valid(international, None)
+    if parsed is None:
+        where = f" for {default_country}" if default_country and not text.startswith(("+", "00")) else ""
+        raise InvalidPhoneError(f"{raw!r} is not a valid phone number{where}", details={"reason": "invalid_number"})
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    digits = e164[1:]
-    return Phone(e164=e164, wa_id=digits, identity_key=identity_key(digits))
+    return Phone(e164=e164, wa_id=e164[1:], identity_key=identity_key(e164[1:]))
 
 
 def identity_key_for_wa_id(wa_id: str) -> str:

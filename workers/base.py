@@ -104,6 +104,8 @@ def job_task(name: str, **options: Any) -> Callable[[JobBody], Task]:
 
         run.__doc__ = body.__doc__
         run.__module__ = body.__module__
-        return celery_app.task(name=name, bind=True, max_retries=None, **options)(run)
+        task = celery_app.task(name=name, bind=True, max_retries=None, **options)(run)
+        task.body = body  # unit tests call the body directly, with their own session
+        return task
 
     return decorator

@@ -134,7 +134,7 @@ def get_import(session: Session, *, org_id: uuid.UUID, import_id: uuid.UUID | st
     return record
 
 
-def sample_rows(record: ContactImport, limit: int = 5) -> list[list[str]]:
+def sample_rows(record: ContactImport, limit: int = 10) -> list[list[str]]:
     rows = _rows(record)
     next(rows, None)
     return [row for _, row in zip(range(limit), rows)]
@@ -432,7 +432,8 @@ def preview(session: Session, *, org: Organization, record: ContactImport, mappi
     outcomes, parsed = [], []
     rows = _rows(record)
     next(rows, None)
-    for number, raw in zip(range(2, PREVIEW_ROWS + 2), rows):
+    numbered = ((n, raw) for n, raw in enumerate(rows, start=2) if any(cell.strip() for cell in raw))
+    for number, raw in (pair for _, pair in zip(range(PREVIEW_ROWS), numbered)):
         result = reader.read(number, raw)
         if isinstance(result, RowError):
             action = "skip" if result.reason.startswith("duplicate_in_file") else "invalid"
