@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import bcrypt
 from email_validator import EmailNotValidError, validate_email
@@ -14,8 +15,17 @@ MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_BYTES = 72  # bcrypt ignores anything past 72 bytes; refuse rather than silently truncate
 
 
+# Plain ASCII addresses, the overwhelming majority, skip the full validator (a CSV import
+# checks one per row); anything else goes through email-validator's full rules.
+_PLAIN_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@(?=.{4,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$")
+
+
 def normalize_email(email: str) -> str:
     """The canonical form we store and look up: validated syntax, lower-cased."""
+    email = email.strip()
+    local = email.split("@", 1)[0]
+    if _PLAIN_EMAIL.match(email) and ".." not in local and not local.startswith(".") and not local.endswith("."):
+        return email.lower()
     try:
         return validate_email(email.strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError as exc:
