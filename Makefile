@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
 
 # Everything in the Procfile but `release` (migrations run once, before the rest starts).
-PROCESSES := web webhooks bots sends campaigns analytics maintenance beat flower
+PROCESSES := web webhooks bots sends campaigns analytics maintenance beat flower sandbox
 
 .PHONY: install run migrate superadmin test test-unit test-integration bench clean-data help
 

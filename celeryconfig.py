@@ -52,7 +52,14 @@ worker_send_task_events = True
 task_send_sent_event = True
 task_track_started = True
 
-imports = ("workers.tasks.pings", "workers.tasks.maintenance", "workers.tasks.contacts", *_settings.extra_task_modules)
+imports = (
+    "workers.tasks.pings",
+    "workers.tasks.maintenance",
+    "workers.tasks.contacts",
+    "workers.tasks.webhooks",
+    "workers.tasks.whatsapp",
+    *_settings.extra_task_modules,
+)
 
 beat_schedule = {
     "sweep-stale-jobs": {

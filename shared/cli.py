@@ -1,6 +1,7 @@
 """Operator commands.
 
     python -m shared.cli create-superadmin --email ops@example.com [--name "Ops"]
+    python -m shared.cli rotate-secrets
 
 The password is read from PYTAKE_SUPERADMIN_PASSWORD or asked for (never a command-line
 argument, which would land in shell history). `make superadmin EMAIL=...` runs it against
@@ -35,8 +36,15 @@ def main(argv: list[str] | None = None) -> int:
     create = commands.add_parser("create-superadmin", help="create a platform super_admin account")
     create.add_argument("--email", required=True)
     create.add_argument("--name", default="Platform admin")
+    commands.add_parser("rotate-secrets", help="re-encrypt stored WhatsApp credentials with the first ENCRYPTION_KEYS key")
     args = parser.parse_args(argv)
 
+    if args.command == "rotate-secrets":
+        from shared.services.numbers import rotate_secrets
+
+        with unit_of_work() as session:
+            print(f"re-encrypted the credentials of {rotate_secrets(session)} numbers")
+        return 0
     try:
         with unit_of_work() as session:
             user = create_superadmin(session, email=args.email, password=_password(), full_name=args.name)

@@ -63,6 +63,17 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON in production, readable otherwise
 
+    # WhatsApp: Meta's Graph API in production; the local sandbox (python -m sandbox) otherwise.
+    whatsapp_api_base: str | None = None
+    whatsapp_api_version: str = "v24.0"
+    # Fernet keys for secrets at rest (access tokens, app secrets); the first encrypts, all decrypt,
+    # so a new key is added in front and old ones stay until `python -m shared.cli rotate-secrets` ran.
+    encryption_keys: tuple[str, ...] = ()
+    # Verify token for Meta's webhook subscription handshake (GET /api/v1/webhooks/whatsapp).
+    whatsapp_verify_token: str | None = None
+    # The Meta app's secret, when all numbers share one app (checked besides each number's own).
+    whatsapp_app_secret: str | None = None
+
     # Intent-record sweep: a job still queued this long after its last publish is re-enqueued.
     job_requeue_after_seconds: int = 120
     job_max_attempts: int = 3
@@ -77,6 +88,12 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.environment.lower() in PRODUCTION_ENVIRONMENTS
+
+    @property
+    def graph_api_base(self) -> str:
+        if self.whatsapp_api_base:
+            return self.whatsapp_api_base.rstrip("/")
+        return "https://graph.facebook.com" if self.is_production else "http://127.0.0.1:8090"
 
     @property
     def json_logs(self) -> bool:
@@ -115,6 +132,11 @@ class Settings:
             "TASK_TIME_LIMIT_SECONDS": ("task_time_limit_seconds", int),
             "PING_TIMEOUT_SECONDS": ("ping_timeout_seconds", float),
             "PYTAKE_EXTRA_TASK_MODULES": ("extra_task_modules", _csv),
+            "WHATSAPP_API_BASE": ("whatsapp_api_base", str),
+            "WHATSAPP_API_VERSION": ("whatsapp_api_version", str),
+            "ENCRYPTION_KEYS": ("encryption_keys", _csv),
+            "WHATSAPP_VERIFY_TOKEN": ("whatsapp_verify_token", str),
+            "WHATSAPP_APP_SECRET": ("whatsapp_app_secret", str),
         }
         values: dict[str, object] = {}
         for env_name, (attr, parse) in parsers.items():
@@ -138,6 +160,11 @@ class Settings:
             )
         if self.is_production and len(self.secret_key) < 32:
             raise SettingsError("SECRET_KEY must be at least 32 characters in production")
+        if self.is_production and not self.encryption_keys:
+            raise SettingsError(
+                "ENCRYPTION_KEYS is missing: production keeps WhatsApp credentials encrypted with keys of its own "
+                "(generate one with: python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+            )
         if self.task_soft_time_limit_seconds >= self.task_time_limit_seconds:
             raise SettingsError("TASK_SOFT_TIME_LIMIT_SECONDS must be below TASK_TIME_LIMIT_SECONDS")
         if not self.api_v1_prefix.startswith("/"):

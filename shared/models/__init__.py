@@ -17,6 +17,13 @@ from shared.models.contacts import (
     contact_tags,
 )
 from shared.models.jobs import Job, JobStatus
+from shared.models.whatsapp import (
+    MessageTemplate,
+    NumberStatus,
+    WebhookEvent,
+    WebhookEventStatus,
+    WhatsAppNumber,
+)
 from shared.models.tenancy import (
     Availability,
     Department,
@@ -28,6 +35,11 @@ from shared.models.tenancy import (
 )
 
 __all__ = [
+    "MessageTemplate",
+    "NumberStatus",
+    "WebhookEvent",
+    "WebhookEventStatus",
+    "WhatsAppNumber",
     "DEFAULT_LIFECYCLE_STAGES",
     "AttributeDefinition",
     "AttributeType",

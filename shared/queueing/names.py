@@ -22,6 +22,9 @@ def ping_task(queue: str) -> str:
 
 PING_TASKS = tuple(ping_task(queue) for queue in QUEUES)
 
+# webhooks
+PROCESS_WEBHOOK = "webhooks.process_event"
+
 # maintenance
 SWEEP_STALE_JOBS = "maintenance.sweep_stale_jobs"
 EXPIRE_TRIALS = "maintenance.expire_trials"
@@ -29,6 +32,10 @@ EXPIRE_TRIALS = "maintenance.expire_trials"
 BULK_UPDATE_CONTACTS = "maintenance.bulk_update_contacts"
 IMPORT_CONTACTS = "maintenance.import_contacts"
 EXPORT_CONTACTS = "maintenance.export_contacts"
+# WhatsApp control plane (low volume, calls Graph): numbers and templates
+SYNC_NUMBER = "maintenance.sync_number"
+SUBMIT_TEMPLATE = "maintenance.submit_template"
+SYNC_TEMPLATES = "maintenance.sync_templates"
 
 
 def queue_for(task_name: str) -> str:

@@ -82,7 +82,17 @@ def broker(migrated):
 
 
 @pytest.fixture(scope="session")
-def worker(broker, tmp_path_factory):
+def sandbox():
+    """The Cloud API sandbox in a thread: the workers' Graph API for the whole run."""
+    from sandbox.server import run_in_thread
+
+    url, stop = run_in_thread({"template_review_seconds": 0.5})
+    yield url
+    stop()
+
+
+@pytest.fixture(scope="session")
+def worker(broker, sandbox, tmp_path_factory):
     """One prefork worker (a single child) consuming every queue, as `make run` would, merged."""
     log_dir = tmp_path_factory.mktemp("workers")
     process = Process(
@@ -92,7 +102,7 @@ def worker(broker, tmp_path_factory):
             "-Q", ",".join(QUEUES), "-n", "itest@%h", "--concurrency", "1", "--pool", "prefork",
             "--prefetch-multiplier", "1", "--without-gossip", "--without-mingle", "--loglevel", "INFO",
         ],
-        process_env(broker),
+        process_env(broker, WHATSAPP_API_BASE=sandbox),
         log_dir,
     )
     from shared.health import ping_pools

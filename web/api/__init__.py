@@ -8,11 +8,14 @@ from web.api import (
     departments,
     health,
     jobs,
+    numbers,
     organizations,
     plans,
     segments,
     tags,
+    templates,
     users,
+    webhooks,
 )
 
 # (path under the API prefix, blueprint)
@@ -29,6 +32,9 @@ API_BLUEPRINTS = [
     ("segments", segments.blp),
     ("contact-attributes", contact_attributes.blp),
     ("files", contact_imports.files_blp),
+    ("numbers", numbers.blp),
+    ("templates", templates.blp),
+    ("webhooks", webhooks.blp),
 ]
 
 

@@ -1,0 +1,164 @@
+"""WhatsApp numbers pipeline: the numbers an organization sends from, their credentials, and their health.
+
+Credentials are encrypted at rest (shared/crypto.py) and never leave through the API once
+stored. `phone_number_id` is unique across the platform because it routes every webhook.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared import crypto
+from shared.errors import ConflictError, NotFoundError
+from shared.models import NumberStatus, Organization, WhatsAppNumber
+from shared.models.base import utcnow
+from shared.services import plans
+from shared.settings import get_settings
+from shared.whatsapp.client import GraphClient
+
+CREDENTIAL_FIELDS = {"access_token": "access_token_encrypted", "app_secret": "app_secret_encrypted",
+                     "verify_token": "verify_token_encrypted"}
+STATUS_FROM_META = {"CONNECTED": NumberStatus.connected, "FLAGGED": NumberStatus.flagged,
+                    "RESTRICTED": NumberStatus.restricted, "DISCONNECTED": NumberStatus.disconnected}
+
+
+class NumberNotFoundError(NotFoundError):
+    code = "number_not_found"
+
+
+class NumberTakenError(ConflictError):
+    code = "phone_number_id_taken"
+
+
+def _encrypt_credentials(values: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for field, value in values.items():
+        if field in CREDENTIAL_FIELDS:
+            out[CREDENTIAL_FIELDS[field]] = crypto.encrypt(value) if value else None
+        else:
+            out[field] = value
+    return out
+
+
+def create_number(session: Session, *, org: Organization, phone_number_id: str, **fields: Any) -> WhatsAppNumber:
+    plans.check_limit(session, org=org, resource="whatsapp_numbers")
+    taken = session.execute(
+        select(WhatsAppNumber.id).where(WhatsAppNumber.phone_number_id == phone_number_id)
+        .execution_options(all_tenants=True)
+    ).first()
+    if taken:
+        raise NumberTakenError(
+            "This phone_number_id is already connected to an organization", details={"field": "phone_number_id"}
+        )
+    number = WhatsAppNumber(organization_id=org.id, phone_number_id=phone_number_id, **_encrypt_credentials(fields))
+    session.add(number)
+    session.flush()
+    session.refresh(number)
+    return number
+
+
+def get_number(session: Session, *, org_id: uuid.UUID, number_id: uuid.UUID | str) -> WhatsAppNumber:
+    try:
+        number_uuid = uuid.UUID(str(number_id))
+    except ValueError as exc:
+        raise NumberNotFoundError(f"number {number_id} not found") from exc
+    number = session.execute(
+        select(WhatsAppNumber).where(WhatsAppNumber.id == number_uuid, WhatsAppNumber.organization_id == org_id)
+    ).scalar_one_or_none()
+    if number is None:
+        raise NumberNotFoundError(f"number {number_id} not found")
+    return number
+
+
+def list_numbers(session: Session, *, org_id: uuid.UUID) -> list[WhatsAppNumber]:
+    return list(session.execute(
+        select(WhatsAppNumber).where(WhatsAppNumber.organization_id == org_id).order_by(WhatsAppNumber.created_at)
+    ).scalars())
+
+
+def update_number(session: Session, *, number: WhatsAppNumber, changes: dict[str, Any]) -> WhatsAppNumber:
+    for field, value in _encrypt_credentials(changes).items():
+        setattr(number, field, value)
+    session.flush()
+    return number
+
+
+def delete_number(session: Session, *, number: WhatsAppNumber) -> None:
+    number.soft_delete()
+    number.status = NumberStatus.disconnected
+    session.flush()
+
+
+def numbers_for_phone_number_ids(session: Session, phone_number_ids: set[str]) -> list[WhatsAppNumber]:
+    """Routing: across every organization (webhooks arrive before any tenant is known)."""
+    if not phone_number_ids:
+        return []
+    return list(session.execute(
+        select(WhatsAppNumber).where(WhatsAppNumber.phone_number_id.in_(phone_number_ids))
+        .execution_options(all_tenants=True)
+    ).scalars())
+
+
+def app_secrets(numbers: list[WhatsAppNumber]) -> list[str]:
+    return [crypto.decrypt(n.app_secret_encrypted) for n in numbers if n.app_secret_encrypted]
+
+
+def verify_tokens(session: Session) -> list[str]:
+    rows = session.execute(
+        select(WhatsAppNumber.verify_token_encrypted).where(WhatsAppNumber.verify_token_encrypted.is_not(None))
+        .execution_options(all_tenants=True)
+    ).scalars()
+    return [crypto.decrypt(token) for token in rows]
+
+
+def graph_client(number: WhatsAppNumber) -> GraphClient:
+    settings = get_settings()
+    return GraphClient(settings.graph_api_base, settings.whatsapp_api_version, crypto.decrypt(number.access_token_encrypted))
+
+
+def apply_phone_info(number: WhatsAppNumber, info: dict[str, Any]) -> None:
+    """Copy what Graph says about the number (GET /{phone_number_id}) onto our row."""
+    number.verified_name = info.get("verified_name", number.verified_name)
+    number.display_phone_number = "".join(
+        ch for ch in info.get("display_phone_number", number.display_phone_number) if ch.isdigit()
+    )
+    number.quality_rating = info.get("quality_rating", number.quality_rating)
+    number.messaging_limit_tier = info.get("messaging_limit_tier", number.messaging_limit_tier)
+    if info.get("status") in STATUS_FROM_META:
+        number.status = STATUS_FROM_META[info["status"]]
+    throughput = (info.get("throughput") or {}).get("level")
+    if isinstance(throughput, int):
+        number.throughput_mps = throughput
+    number.last_synced_at = utcnow()
+    number.last_sync_error = None
+
+
+def rotate_secrets(session: Session) -> int:
+    """Re-encrypt every stored credential with the newest key (after adding one to ENCRYPTION_KEYS)."""
+    rotated = 0
+    numbers = session.execute(
+        select(WhatsAppNumber).execution_options(all_tenants=True, include_deleted=True)
+    ).scalars()
+    for number in numbers:
+        for column in CREDENTIAL_FIELDS.values():
+            value = getattr(number, column)
+            if value:
+                setattr(number, column, crypto.rotate(value))
+        rotated += 1
+    session.flush()
+    return rotated
+
+
+def _count_numbers(session: Session, org_id: uuid.UUID) -> int:
+    return session.execute(
+        select(func.count()).select_from(WhatsAppNumber).where(
+            WhatsAppNumber.organization_id == org_id, WhatsAppNumber.deleted_at.is_(None)
+        )
+    ).scalar_one()
+
+
+plans.register_usage_counter("whatsapp_numbers", _count_numbers)

@@ -1,0 +1,222 @@
+"""Webhooks pipeline: Meta's calls, from the raw bytes at the door to numbers and templates updated.
+
+Intake (in the request, milliseconds): check X-Hub-Signature-256 over the raw body with the app
+secrets of the numbers the payload names, store the bytes (deduplicated by their SHA-256: Meta
+repeats deliveries), publish `webhooks.process_event` after commit.
+
+Processing (webhooks pool): claim the row, archive the payload to the event log, apply template
+and number updates, and leave `messages` / `statuses` changes flagged for the conversations
+pipeline. Every step is idempotent, so a redelivered task changes nothing more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from shared import events
+from shared.models import MessageTemplate, NumberStatus, WebhookEvent, WebhookEventStatus, WhatsAppNumber
+from shared.models.base import utcnow
+from shared.queueing.names import PROCESS_WEBHOOK, SYNC_NUMBER
+from shared.queueing.publish import enqueue_on_commit
+from shared.redis_client import get_redis
+from shared.services import numbers
+from shared.services.jobs import create_job
+from shared.settings import get_settings
+from shared.whatsapp.payloads import FieldChange, MessagesChange, WebhookPayloadError, parse_webhook, phone_number_ids, waba_ids
+from shared.whatsapp.signatures import verify_signature
+
+log = structlog.get_logger(__name__)
+BAD_SIGNATURE_COUNTER = "pytake:webhooks:bad_signatures"
+MESSAGES = "messages"
+
+
+class WebhookSignatureError(Exception):
+    """Missing or wrong X-Hub-Signature-256: refused, nothing stored."""
+
+
+@dataclass(frozen=True)
+class Intake:
+    event_id: uuid.UUID | None  # None: a repeat of a payload already stored
+    routable: bool
+
+
+def _numbers_named(session: Session, body: bytes) -> list[WhatsAppNumber]:
+    ids = phone_number_ids(body)
+    named = numbers.numbers_for_phone_number_ids(session, ids)
+    if not ids:  # fields without a phone_number_id (templates, quality, account) name the WABA
+        wabas = waba_ids(body)
+        named = list(session.execute(
+            select(WhatsAppNumber).where(WhatsAppNumber.waba_id.in_(wabas)).execution_options(all_tenants=True)
+        ).scalars()) if wabas else []
+    return named
+
+
+def receive_webhook(session: Session, *, body: bytes, signature: str | None) -> Intake:
+    """Verify and store one POST. Raises WebhookSignatureError; never anything else for a readable body."""
+    try:
+        named = _numbers_named(session, body)
+    except (WebhookPayloadError, ValueError):
+        named = []
+    secrets = numbers.app_secrets(named)
+    if get_settings().whatsapp_app_secret:
+        secrets.append(get_settings().whatsapp_app_secret)
+    if secrets and not verify_signature(body, signature, secrets):
+        get_redis().incr(BAD_SIGNATURE_COUNTER)
+        log.warning("webhooks.bad_signature", numbers=[n.phone_number_id for n in named])
+        raise WebhookSignatureError("X-Hub-Signature-256 does not match")
+    routable = bool(named)
+    orgs = {n.organization_id for n in named}
+    try:
+        fields = sorted({change.field for change in parse_webhook(body).changes})
+    except WebhookPayloadError:
+        fields, routable = [], False
+    digest = hashlib.sha256(body).hexdigest()
+    event_id = session.execute(
+        insert(WebhookEvent)
+        .values(
+            body=body,
+            body_sha256=digest,
+            organization_id=orgs.pop() if len(orgs) == 1 else None,
+            phone_number_ids=sorted(n.phone_number_id for n in named),
+            fields=fields,
+            has_messages=MESSAGES in fields,
+            status=WebhookEventStatus.received if routable else WebhookEventStatus.unroutable,
+        )
+        .on_conflict_do_nothing(index_elements=[WebhookEvent.body_sha256])
+        .returning(WebhookEvent.id)
+    ).scalar_one_or_none()
+    if event_id is not None and routable:
+        enqueue_on_commit(session, PROCESS_WEBHOOK, event_id=str(event_id), org_id=None)
+    log.info("webhooks.received", event_id=event_id, duplicate=event_id is None, routable=routable)
+    return Intake(event_id=event_id, routable=routable)
+
+
+def _claim(session: Session, event_id: uuid.UUID) -> WebhookEvent | None:
+    return session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event_id,
+               WebhookEvent.status.in_([WebhookEventStatus.received, WebhookEventStatus.processing]))
+        .values(status=WebhookEventStatus.processing, attempts=WebhookEvent.attempts + 1)
+        .returning(WebhookEvent)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def process_event(session: Session, *, event_id: uuid.UUID | str) -> bool:
+    """Apply one stored payload; False when it was processed already (a repeat task)."""
+    event = _claim(session, uuid.UUID(str(event_id)))
+    if event is None:
+        return False
+    payload = parse_webhook(event.body)
+    events.append_event(
+        org_id=event.organization_id, event="webhooks.received", subject_type="webhook_event",
+        subject_id=event.id, event_id=f"webhook:{event.id}",
+        data={"fields": event.fields, "body": event.body.decode("utf-8", errors="replace")},
+    )
+    for change in payload.changes:
+        if isinstance(change, MessagesChange):
+            continue  # left for the conversations pipeline: has_messages stays set
+        handler = FIELD_HANDLERS.get(change.field)
+        if handler is not None:
+            handler(session, change)
+    event.status = WebhookEventStatus.processed
+    event.processed_at = utcnow()
+    session.flush()
+    return True
+
+
+def _template(session: Session, change: FieldChange) -> MessageTemplate | None:
+    value = change.value
+    query = select(MessageTemplate).where(MessageTemplate.waba_id == change.waba_id).execution_options(all_tenants=True)
+    if value.get("message_template_id"):
+        found = session.execute(
+            query.where(MessageTemplate.meta_template_id == str(value["message_template_id"]))
+        ).scalar_one_or_none()
+        if found is not None:
+            return found
+    return session.execute(query.where(
+        MessageTemplate.name == value.get("message_template_name"),
+        MessageTemplate.language == value.get("message_template_language"),
+    )).scalar_one_or_none()
+
+
+def _template_status(session: Session, change: FieldChange) -> None:
+    template = _template(session, change)
+    if template is None:
+        log.info("webhooks.unknown_template", name=change.value.get("message_template_name"))
+        return
+    template.status = change.value.get("event", template.status)
+    reason = change.value.get("reason")
+    template.rejected_reason = reason if reason and reason != "NONE" else None
+    if change.value.get("message_template_id"):
+        template.meta_template_id = str(change.value["message_template_id"])
+    log.info("templates.status_changed", template_id=template.id, status=template.status)
+
+
+def _template_quality(session: Session, change: FieldChange) -> None:
+    template = _template(session, change)
+    if template is not None:
+        template.quality_score = change.value.get("new_quality_score", template.quality_score)
+
+
+def _template_category(session: Session, change: FieldChange) -> None:
+    template = _template(session, change)
+    if template is not None and change.value.get("new_category") and "correct_category" not in change.value:
+        template.category = change.value["new_category"]
+
+
+def _number_quality(session: Session, change: FieldChange) -> None:
+    """No phone_number_id in this field: the number is found by its display number within the WABA."""
+    display = "".join(ch for ch in str(change.value.get("display_phone_number", "")) if ch.isdigit())
+    number = session.execute(
+        select(WhatsAppNumber).where(WhatsAppNumber.waba_id == change.waba_id,
+                                     WhatsAppNumber.display_phone_number == display)
+        .execution_options(all_tenants=True)
+    ).scalar_one_or_none()
+    if number is None:
+        return
+    event = change.value.get("event")
+    if event == "FLAGGED":
+        number.status, number.quality_rating = NumberStatus.flagged, "RED"
+    elif event == "UNFLAGGED":
+        number.status = NumberStatus.connected
+    if change.value.get("current_limit"):
+        number.messaging_limit_tier = change.value["current_limit"]
+    # The webhook says what happened, not the whole state: read the exact rating and tier back from Graph.
+    create_job(session, org_id=number.organization_id, kind="numbers.sync", task_name=SYNC_NUMBER,
+               params={"number_id": str(number.id)})
+    log.info("numbers.quality_event", number_id=number.id, meta_event=event)
+
+
+def _account(session: Session, change: FieldChange) -> None:
+    event = change.value.get("event")
+    status = {"ACCOUNT_RESTRICTION": NumberStatus.restricted, "DISABLED_UPDATE": NumberStatus.restricted,
+              "ACCOUNT_DELETED": NumberStatus.disconnected}.get(event)
+    if status is not None:
+        session.execute(
+            update(WhatsAppNumber).where(WhatsAppNumber.waba_id == change.waba_id).values(status=status)
+            .execution_options(synchronize_session=False, all_tenants=True)
+        )
+
+
+FIELD_HANDLERS = {
+    "message_template_status_update": _template_status,
+    "message_template_quality_update": _template_quality,
+    "template_category_update": _template_category,
+    "phone_number_quality_update": _number_quality,
+    "account_update": _account,
+}
+
+
+def fail_event(session: Session, *, event_id: uuid.UUID | str, error: str) -> None:
+    session.execute(
+        update(WebhookEvent).where(WebhookEvent.id == uuid.UUID(str(event_id)))
+        .values(status=WebhookEventStatus.failed, error=error[:2000])
+    )

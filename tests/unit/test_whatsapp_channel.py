@@ -1,0 +1,189 @@
+"""Numbers, credentials at rest, and the webhook door."""
+
+import json
+
+import pytest
+from sqlalchemy import select, text
+
+from shared import crypto
+from shared.models import Job, MessageTemplate, NumberStatus, WebhookEvent, WebhookEventStatus, WhatsAppNumber
+from shared.redis_client import get_redis
+from shared.services import numbers, webhooks
+from shared.settings import get_settings, use_settings
+from shared.whatsapp.signatures import sign
+from tests.factories import make_org, make_user
+
+TOKEN = "EAAG-secret-access-token-123"
+SECRET = "app-secret-0123456789"
+NUMBER = {
+    "waba_id": "102290129340398", "phone_number_id": "106540352242922", "display_phone_number": "15550783881",
+    "access_token": TOKEN, "app_secret": SECRET, "verify_token": "verify-me-please",
+}
+
+
+@pytest.fixture
+def number(client, admin_headers):
+    response = client.post("/api/v1/numbers", json=NUMBER, headers=admin_headers)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def envelope(field, value, waba_id=NUMBER["waba_id"]):
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": waba_id, "changes": [{"field": field, "value": value}]}]}
+
+
+def post_webhook(client, payload, secret=SECRET, signature=None):
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"}
+    if signature is not False:
+        headers["X-Hub-Signature-256"] = signature or sign(body, secret)
+    return client.post("/api/v1/webhooks/whatsapp", data=body, headers=headers)
+
+
+def message_payload(text_body="hello"):
+    return envelope("messages", {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": NUMBER["display_phone_number"], "phone_number_id": NUMBER["phone_number_id"]},
+        "contacts": [{"profile": {"name": "Sheena"}, "wa_id": "16505551234"}],
+        "messages": [{"from": "16505551234", "id": "wamid.HBgLMTY1MDU1NTEyMzQVAgASGBQzQTRBNjU5OUFFRTAzMDMxNjE1MQA=",
+                      "timestamp": "1749416383", "type": "text", "text": {"body": text_body}}],
+    })
+
+
+def test_credentials_are_write_only_and_unreadable_without_the_key(client, db_session, admin_headers, number):
+    assert not {"access_token", "app_secret", "verify_token"} & set(number)
+    assert number["has_verify_token"] is True
+    stored = db_session.execute(
+        text("SELECT row_to_json(w)::text FROM whatsapp_numbers w WHERE id = :id"), {"id": number["id"]}
+    ).scalar_one()
+    assert TOKEN not in stored and SECRET not in stored  # no column holds the plaintext
+    row = db_session.get(WhatsAppNumber, number["id"])
+    assert crypto.decrypt(row.access_token_encrypted) == TOKEN
+
+    from cryptography.fernet import Fernet
+
+    original = get_settings()
+    use_settings(original.with_overrides(encryption_keys=(Fernet.generate_key().decode(),)))
+    try:
+        with pytest.raises(crypto.SecretUnreadableError):
+            crypto.decrypt(row.access_token_encrypted)
+    finally:
+        use_settings(original)
+
+
+def test_key_rotation_reencrypts_with_the_new_key(db_session, number):
+    from cryptography.fernet import Fernet
+
+    original = get_settings()
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    try:
+        use_settings(original.with_overrides(encryption_keys=(old_key,)))
+        row = db_session.get(WhatsAppNumber, number["id"])
+        row.access_token_encrypted = crypto.encrypt(TOKEN)
+        row.app_secret_encrypted = crypto.encrypt(SECRET)
+        row.verify_token_encrypted = None
+        use_settings(original.with_overrides(encryption_keys=(new_key, old_key)))
+        assert numbers.rotate_secrets(db_session) >= 1
+        use_settings(original.with_overrides(encryption_keys=(new_key,)))  # the old key is gone
+        assert crypto.decrypt(row.access_token_encrypted) == TOKEN
+    finally:
+        use_settings(original)
+
+
+def test_the_number_limit_and_one_owner_per_phone_number_id(client, db_session, login, admin_headers, number):
+    other = make_org(db_session, plan_code="free")  # 1 number
+    headers = login(make_user(db_session, other, role="org_admin"))
+    taken = client.post("/api/v1/numbers", json=NUMBER, headers=headers)
+    assert (taken.status_code, taken.get_json()["code"]) == (409, "phone_number_id_taken")
+    first = client.post("/api/v1/numbers", json={**NUMBER, "phone_number_id": "999000111"}, headers=headers)
+    assert first.status_code == 201
+    over = client.post("/api/v1/numbers", json={**NUMBER, "phone_number_id": "999000112"}, headers=headers)
+    assert (over.status_code, over.get_json()["code"]) == (403, "plan_limit_exceeded")
+
+
+def test_the_subscription_handshake(client, number):
+    ok = client.get("/api/v1/webhooks/whatsapp", query_string={
+        "hub.mode": "subscribe", "hub.verify_token": "verify-me-please", "hub.challenge": "1158201444"})
+    assert (ok.status_code, ok.get_data(as_text=True)) == (200, "1158201444")
+    wrong = client.get("/api/v1/webhooks/whatsapp", query_string={
+        "hub.mode": "subscribe", "hub.verify_token": "guess", "hub.challenge": "1"})
+    assert wrong.status_code == 403
+
+
+def test_a_signed_delivery_is_stored_and_queued_after_commit(client, db_session, number, published):
+    response = post_webhook(client, message_payload())
+    assert response.status_code == 200 and response.get_json() == {"status": "received"}
+    event = db_session.execute(select(WebhookEvent)).scalar_one()
+    assert event.status == WebhookEventStatus.received and event.has_messages
+    assert event.phone_number_ids == [NUMBER["phone_number_id"]]
+    assert published == [("webhooks.process_event", {"event_id": str(event.id), "org_id": None})]
+
+
+@pytest.mark.parametrize("signature", ["sha256=" + "0" * 64, False, "md5=abc"])
+def test_a_bad_or_missing_signature_is_refused_and_nothing_stored(client, db_session, number, published, signature):
+    before = int(get_redis().get(webhooks.BAD_SIGNATURE_COUNTER) or 0)
+    response = post_webhook(client, message_payload(), signature=signature)
+    assert (response.status_code, response.get_json()["code"]) == (401, "invalid_signature")
+    assert db_session.execute(select(WebhookEvent)).scalars().all() == []
+    assert published == []
+    assert int(get_redis().get(webhooks.BAD_SIGNATURE_COUNTER)) == before + 1
+
+
+def test_a_payload_for_an_unknown_number_is_recorded_not_processed(client, db_session, published):
+    payload = message_payload()
+    payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "404404404"
+    response = post_webhook(client, payload, secret="anything")
+    assert response.status_code == 200  # so Meta does not retry forever
+    event = db_session.execute(select(WebhookEvent)).scalar_one()
+    assert event.status == WebhookEventStatus.unroutable and published == []
+
+
+def test_the_same_delivery_twice_is_stored_and_queued_once(client, db_session, number, published):
+    payload = message_payload()
+    assert post_webhook(client, payload).get_json() == {"status": "received"}
+    assert post_webhook(client, payload).get_json() == {"status": "duplicate"}
+    assert len(db_session.execute(select(WebhookEvent)).scalars().all()) == 1
+    assert len(published) == 1
+
+
+def _process_all(db_session):
+    ids = db_session.execute(select(WebhookEvent.id)).scalars().all()
+    return [webhooks.process_event(db_session, event_id=event_id) for event_id in ids]
+
+
+def test_template_status_webhooks_move_the_template_and_a_repeat_changes_nothing(
+    client, db_session, organization, number, published
+):
+    template = MessageTemplate(organization_id=organization.id, waba_id=NUMBER["waba_id"], name="order_update",
+                               language="en_US", category="UTILITY", status="PENDING", meta_template_id="5550001",
+                               components=[])
+    db_session.add(template)
+    db_session.flush()
+    post_webhook(client, envelope("message_template_status_update", {
+        "event": "APPROVED", "message_template_id": 5550001, "message_template_name": "order_update",
+        "message_template_language": "en_US", "reason": "NONE"}))
+    assert _process_all(db_session) == [True]
+    db_session.refresh(template)
+    assert (template.status, template.rejected_reason) == ("APPROVED", None)
+    assert _process_all(db_session) == [False]  # the task again (a redelivery): nothing more happens
+
+
+def test_a_quality_downgrade_flags_the_number_and_schedules_a_sync(client, db_session, number, published):
+    post_webhook(client, envelope("phone_number_quality_update", {
+        "display_phone_number": NUMBER["display_phone_number"], "event": "FLAGGED", "current_limit": "TIER_250"}))
+    _process_all(db_session)
+    row = db_session.get(WhatsAppNumber, number["id"])
+    db_session.refresh(row)
+    assert (row.status, row.quality_rating, row.messaging_limit_tier) == (NumberStatus.flagged, "RED", "TIER_250")
+    sync = db_session.execute(select(Job).where(Job.kind == "numbers.sync")).scalar_one()
+    assert sync.params == {"number_id": number["id"]}
+
+
+def test_message_changes_wait_for_the_conversations_pipeline(client, db_session, number):
+    post_webhook(client, message_payload())
+    _process_all(db_session)
+    event = db_session.execute(select(WebhookEvent)).scalar_one()
+    db_session.refresh(event)
+    assert event.status == WebhookEventStatus.processed
+    assert event.has_messages and event.messages_processed_at is None  # recorded, not lost, not yet handled
