@@ -33,6 +33,7 @@ def process_env(settings, **extra: str) -> dict[str, str]:
         "MONGODB_URL": settings.mongodb_url,
         "MONGODB_DATABASE": settings.mongodb_database,
         "PYTHONPATH": str(PROJECT_ROOT),
+        "PYTAKE_DATA_DIR": str(settings.data_dir),  # the same file storage as the test process
         "LOG_LEVEL": "INFO",
         # Tight loops so the sweep's effects show within a test.
         "SWEEP_INTERVAL_SECONDS": "1",
