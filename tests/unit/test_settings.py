@@ -39,6 +39,14 @@ def test_production_refuses_a_missing_default_or_weak_secret(secret):
         Settings.from_env(env)
 
 
-def test_production_starts_with_a_real_secret():
-    settings = Settings.from_env({"ENVIRONMENT": "production", "SECRET_KEY": "x" * 48})
+PRODUCTION_KEY = "q1lq3mEo3Qj8DE1b3yJ3bOy3ppt4Yf0r0A2uB5YH4mQ="  # a Fernet key, for these tests only
+
+
+def test_production_refuses_to_start_without_encryption_keys():
+    with pytest.raises(SettingsError, match="ENCRYPTION_KEYS"):
+        Settings.from_env({"ENVIRONMENT": "production", "SECRET_KEY": "x" * 48})
+
+
+def test_production_starts_with_a_real_secret_and_keys_of_its_own():
+    settings = Settings.from_env({"ENVIRONMENT": "production", "SECRET_KEY": "x" * 48, "ENCRYPTION_KEYS": PRODUCTION_KEY})
     assert settings.is_production and settings.json_logs
