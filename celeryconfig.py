@@ -8,7 +8,7 @@ Procfile. Business state lives in our tables; results are kept only for pings.
 
 from kombu import Exchange, Queue
 
-from shared.queueing.names import EXPIRE_TRIALS, QUEUES, SWEEP_STALE_JOBS, queue_for
+from shared.queueing.names import EXPIRE_TRIALS, QUEUES, SWEEP_MESSAGES, SWEEP_STALE_JOBS, queue_for
 from shared.settings import get_settings
 
 _settings = get_settings()
@@ -58,12 +58,18 @@ imports = (
     "workers.tasks.contacts",
     "workers.tasks.webhooks",
     "workers.tasks.whatsapp",
+    "workers.tasks.sends",
     *_settings.extra_task_modules,
 )
 
 beat_schedule = {
     "sweep-stale-jobs": {
         "task": SWEEP_STALE_JOBS,
+        "schedule": _settings.sweep_interval_seconds,
+        "options": {"expires": _settings.sweep_interval_seconds},
+    },
+    "sweep-messages": {
+        "task": SWEEP_MESSAGES,
         "schedule": _settings.sweep_interval_seconds,
         "options": {"expires": _settings.sweep_interval_seconds},
     },

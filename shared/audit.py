@@ -49,10 +49,14 @@ def audit_on_commit(
     subject_id: uuid.UUID | str,
     actor_id: uuid.UUID | str | None,
     data: dict[str, Any] | None = None,
+    event_id: str | None = None,
 ) -> None:
+    """`event_id` makes the entry idempotent: a redelivered task appends it once."""
     entry = _entry(
         org_id=org_id, action=action, subject_type=subject_type, subject_id=subject_id, actor_id=actor_id, data=data
     )
+    if event_id is not None:
+        entry["event_id"] = event_id
     session.info.setdefault(_PENDING, []).append(entry)
 
 

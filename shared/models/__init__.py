@@ -16,6 +16,17 @@ from shared.models.contacts import (
     Tag,
     contact_tags,
 )
+from shared.models.conversations import (
+    OPEN_STATUSES,
+    Conversation,
+    ConversationOwner,
+    ConversationStatus,
+    Direction,
+    Message,
+    MessageStatus,
+    Priority,
+    SenderType,
+)
 from shared.models.jobs import Job, JobStatus
 from shared.models.whatsapp import (
     MessageTemplate,
@@ -35,6 +46,15 @@ from shared.models.tenancy import (
 )
 
 __all__ = [
+    "OPEN_STATUSES",
+    "Conversation",
+    "ConversationOwner",
+    "ConversationStatus",
+    "Direction",
+    "Message",
+    "MessageStatus",
+    "Priority",
+    "SenderType",
     "MessageTemplate",
     "NumberStatus",
     "WebhookEvent",

@@ -105,6 +105,7 @@ class User(TenantMixin, SoftDeleteMixin, Base):
     last_seen_at: Mapped[dt.datetime | None]
     last_login_at: Mapped[dt.datetime | None]
     max_open_conversations: Mapped[int] = mapped_column(Integer, default=20, server_default=text("20"))
+    last_assigned_at: Mapped[dt.datetime | None]  # round-robin: the longest-waiting online agent goes next
     avatar_url: Mapped[str | None] = mapped_column(String(1000))
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
 

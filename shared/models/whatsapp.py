@@ -51,6 +51,9 @@ class WhatsAppNumber(TenantMixin, SoftDeleteMixin, Base):
     app_secret_encrypted: Mapped[str] = mapped_column(Text)
     verify_token_encrypted: Mapped[str | None] = mapped_column(Text)
     last_synced_at: Mapped[dt.datetime | None]
+    # Set when Meta refuses the number's token (or the account): sends wait until credentials are fixed.
+    sends_paused_at: Mapped[dt.datetime | None]
+    sends_paused_reason: Mapped[str | None] = mapped_column(Text)
     last_sync_error: Mapped[str | None] = mapped_column(Text)
 
 

@@ -22,12 +22,19 @@ def ping_task(queue: str) -> str:
 
 PING_TASKS = tuple(ping_task(queue) for queue in QUEUES)
 
-# webhooks
+# webhooks: inbound messages, statuses, and handing conversations to agents
 PROCESS_WEBHOOK = "webhooks.process_event"
+FETCH_MEDIA = "webhooks.fetch_media"
+ASSIGN_WAITING = "webhooks.assign_waiting"
+
+# sends: one message at a time, paced by the number's shared limiter
+SEND_MESSAGE = "sends.send_message"
+MARK_READ = "sends.mark_read"
 
 # maintenance
 SWEEP_STALE_JOBS = "maintenance.sweep_stale_jobs"
 EXPIRE_TRIALS = "maintenance.expire_trials"
+SWEEP_MESSAGES = "maintenance.sweep_messages"
 # contacts: bulk data work runs on the maintenance pool, away from sends and webhooks
 BULK_UPDATE_CONTACTS = "maintenance.bulk_update_contacts"
 IMPORT_CONTACTS = "maintenance.import_contacts"

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from sqlalchemy import func, literal, literal_column, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.errors import ConflictError, InvalidInputError, NotFoundError
 from shared.models import DEFAULT_LIFECYCLE_STAGES, Contact, Organization
 from shared.models.base import utcnow
-from shared.phones import normalize_phone
+from shared.phones import identity_key_for_wa_id, normalize_phone
 from shared.security import normalize_email
 from shared.services import attributes, plans, tags
 from shared.services.contact_filters import contact_conditions
@@ -250,3 +251,32 @@ def _count_org_contacts(session: Session, org_id: uuid.UUID) -> int:
 
 
 plans.register_usage_counter("contacts", _count_org_contacts)
+
+
+def upsert_from_whatsapp(session: Session, *, org_id: uuid.UUID, wa_id: str, profile_name: str | None) -> Contact:
+    """The contact a webhook's `wa_id` is, created on first contact; its WhatsApp profile name kept fresh.
+
+    A customer who writes in is never refused for the plan's contact limit: their message would be lost.
+    The wa_id Meta sends is what we address them by from then on.
+    """
+    key = identity_key_for_wa_id(wa_id)
+    try:
+        e164 = normalize_phone("+" + wa_id).e164
+    except InvalidInputError:
+        e164 = "+" + wa_id  # test ranges and new numbering plans: Meta's digits are the truth
+    values = {"organization_id": org_id, "wa_id": wa_id, "phone_e164": e164, "identity_key": key,
+              "profile_name": profile_name}
+    statement = insert(Contact).values(**values)
+    changes = {"wa_id": statement.excluded.wa_id}
+    if profile_name:
+        changes["profile_name"] = statement.excluded.profile_name
+    contact_id = session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Contact.organization_id, Contact.identity_key],
+            index_where=Contact.deleted_at.is_(None),
+            set_=changes,
+        ).returning(Contact.id)
+    ).scalar_one()
+    return session.execute(
+        select(Contact).where(Contact.id == contact_id).execution_options(populate_existing=True)
+    ).scalar_one()

@@ -10,9 +10,11 @@ from sqlalchemy.orm import Session
 
 from shared.audit import audit_now, audit_on_commit
 from shared.errors import EmailTakenError, InvalidCredentialsError, UserNotFoundError
-from shared.models import Organization, User
+from shared.models import Availability, Organization, User
 from shared.models.base import utcnow
 from shared.permissions import Role
+from shared.queueing.names import ASSIGN_WAITING
+from shared.queueing.publish import enqueue_on_commit
 from shared.security import (
     dummy_password_hash,
     check_password_policy,
@@ -169,6 +171,9 @@ def update_user(session: Session, *, user: User, changes: dict[str, Any], actor_
         user.tokens_valid_after = utcnow()  # tokens carry the role: make the holder sign in again
     if "availability" in changes:
         user.last_seen_at = utcnow()
+        if changes["availability"] == Availability.online and user.organization_id is not None:
+            # An agent coming online may take conversations waiting in the assignment queue.
+            enqueue_on_commit(session, ASSIGN_WAITING, org_id=str(user.organization_id))
     for field, value in changes.items():
         setattr(user, field, value)
     session.flush()

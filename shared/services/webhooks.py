@@ -5,8 +5,8 @@ secrets of the numbers the payload names, store the bytes (deduplicated by their
 repeats deliveries), publish `webhooks.process_event` after commit.
 
 Processing (webhooks pool): claim the row, archive the payload to the event log, apply template
-and number updates, and leave `messages` / `statuses` changes flagged for the conversations
-pipeline. Every step is idempotent, so a redelivered task changes nothing more.
+and number updates, and hand `messages` / `statuses` changes to the inbound pipeline
+(shared/services/inbound.py), in arrival order per number. Every step is idempotent, so a redelivered task changes nothing more.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,7 @@ from shared.models.base import utcnow
 from shared.queueing.names import PROCESS_WEBHOOK, SYNC_NUMBER
 from shared.queueing.publish import enqueue_on_commit
 from shared.redis_client import get_redis
-from shared.services import numbers
+from shared.services import inbound, numbers
 from shared.services.jobs import create_job
 from shared.settings import get_settings
 from shared.whatsapp.payloads import FieldChange, MessagesChange, WebhookPayloadError, parse_webhook, phone_number_ids, waba_ids
@@ -35,6 +35,7 @@ from shared.whatsapp.signatures import verify_signature
 log = structlog.get_logger(__name__)
 BAD_SIGNATURE_COUNTER = "pytake:webhooks:bad_signatures"
 MESSAGES = "messages"
+EARLIER_BATCH = 200
 
 
 class WebhookSignatureError(Exception):
@@ -109,25 +110,73 @@ def _claim(session: Session, event_id: uuid.UUID) -> WebhookEvent | None:
     ).scalar_one_or_none()
 
 
+def _lock_numbers(session: Session, phone_number_ids: list[str]) -> None:
+    """One processor per number at a time (sorted, so two multi-number payloads never deadlock)."""
+    for phone_number_id in sorted(phone_number_ids):
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                        {"key": f"pytake:inbound:{phone_number_id}"})
+
+
+def _earlier_pending(session: Session, event: WebhookEvent) -> list[uuid.UUID]:
+    """Payloads for the same numbers that arrived before this one and wait: they go first."""
+    return list(session.execute(
+        select(WebhookEvent.id)
+        .where(WebhookEvent.status.in_([WebhookEventStatus.received, WebhookEventStatus.processing]),
+               WebhookEvent.has_messages.is_(True),
+               WebhookEvent.phone_number_ids.overlap(event.phone_number_ids),
+               tuple_(WebhookEvent.created_at, WebhookEvent.id) < tuple_(event.created_at, event.id))
+        .order_by(WebhookEvent.created_at, WebhookEvent.id)
+        .limit(EARLIER_BATCH)
+    ).scalars())
+
+
 def process_event(session: Session, *, event_id: uuid.UUID | str) -> bool:
-    """Apply one stored payload; False when it was processed already (a repeat task)."""
-    event = _claim(session, uuid.UUID(str(event_id)))
+    """Apply one stored payload; False when it was processed already (a repeat task).
+
+    Payloads carrying messages are applied in arrival order per number: this processor takes the
+    numbers' lock, then applies every earlier payload still waiting before its own (their own
+    tasks then find them done), so several workers never reorder one customer's messages.
+    """
+    event_uuid = uuid.UUID(str(event_id))
+    event = session.get(WebhookEvent, event_uuid)
+    if event is None or event.status not in (WebhookEventStatus.received, WebhookEventStatus.processing):
+        return False
+    if event.has_messages:
+        _lock_numbers(session, event.phone_number_ids)
+        for earlier_id in _earlier_pending(session, event):
+            _apply(session, earlier_id)
+    return _apply(session, event_uuid)
+
+
+def _apply(session: Session, event_id: uuid.UUID) -> bool:
+    event = _claim(session, event_id)
     if event is None:
         return False
-    payload = parse_webhook(event.body)
+    try:
+        payload = parse_webhook(event.body)
+    except WebhookPayloadError as exc:
+        event.status, event.error = WebhookEventStatus.failed, str(exc)[:2000]
+        log.warning("webhooks.unparseable", event_id=event.id, error=str(exc))
+        return True
     events.append_event(
         org_id=event.organization_id, event="webhooks.received", subject_type="webhook_event",
         subject_id=event.id, event_id=f"webhook:{event.id}",
         data={"fields": event.fields, "body": event.body.decode("utf-8", errors="replace")},
     )
+    routed = inbound.numbers_by_phone_number_id(session, set(event.phone_number_ids))
     for change in payload.changes:
         if isinstance(change, MessagesChange):
-            continue  # left for the conversations pipeline: has_messages stays set
+            number = routed.get(change.metadata.phone_number_id)
+            if number is not None:  # a number deleted since intake: the raw payload stays archived
+                inbound.process_messages_change(session, number=number, change=change)
+            continue
         handler = FIELD_HANDLERS.get(change.field)
         if handler is not None:
             handler(session, change)
     event.status = WebhookEventStatus.processed
     event.processed_at = utcnow()
+    if event.has_messages:
+        event.messages_processed_at = event.processed_at
     session.flush()
     return True
 

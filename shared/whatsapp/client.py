@@ -259,6 +259,19 @@ class GraphClient:
         content = outbound.contacts_content(contacts)
         return self._send(phone_number_id, to, "contacts", content, context_message_id, biz_opaque_callback_data)
 
+    def send_message(
+        self,
+        phone_number_id: str,
+        to: str,
+        message_type: str,
+        content: Any,
+        *,
+        context_message_id: str | None = None,
+        biz_opaque_callback_data: str | None = None,
+    ) -> SendResult:
+        """Send a body object already built (and stored) for `message_type`, as the send pipeline does."""
+        return self._send(phone_number_id, to, message_type, content, context_message_id, biz_opaque_callback_data)
+
     def mark_as_read(self, phone_number_id: str, message_id: str, *, typing_indicator: bool = False) -> bool:
         body = outbound.read_receipt(message_id, typing_indicator=typing_indicator)
         data = self._json("POST", f"{_segment(phone_number_id)}/messages", json=body)

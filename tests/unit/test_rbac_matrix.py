@@ -87,7 +87,10 @@ def tenant_rows(session, org) -> dict:
                                components=[{"type": "BODY", "text": "Hello"}])
     session.add(template)
     session.flush()
+    conversation, message = conversation_rows(session, org, number, contact)
     return {
+        "conversation_id": conversation.id,
+        "message_id": message.id,
         "number_id": number.id,
         "template_id": template.id,
         "contact_id": contact.id,
@@ -97,6 +100,27 @@ def tenant_rows(session, org) -> dict:
         "import_id": upload.id,
         "token": signed_download_token(upload.file_key, "m.csv"),
     }
+
+
+def conversation_rows(session, org, number, contact):
+    """A conversation with one inbound message, its window open."""
+    import datetime as dt
+
+    from shared.models import Direction, Message, MessageStatus, SenderType
+    from shared.models.base import utcnow
+    from shared.services import conversations
+
+    conversation = conversations.get_or_open(session, org_id=org.id, number_id=number.id, contact_id=contact.id)
+    now = utcnow()
+    message = Message(organization_id=org.id, conversation_id=conversation.id, contact_id=contact.id,
+                      number_id=number.id, direction=Direction.inbound, type="text", content={"body": "Hi"},
+                      wamid=f"wamid.matrix-{org.id.hex}", status=MessageStatus.received,
+                      sender_type=SenderType.customer, occurred_at=now)
+    session.add(message)
+    conversation.window_expires_at = now + dt.timedelta(hours=24)
+    conversation.last_message_at = now
+    session.flush()
+    return conversation, message
 
 
 _phones = iter(range(1000, 9999))
@@ -113,6 +137,7 @@ VALID_BODIES = {
     "/preview": {"columns": {"phone": "phone"}},
     "/start": {"columns": {"phone": "phone"}},
     "/render": {"variables": {}},
+    "/messages": {"type": "text", "text": {"body": "Hello from the matrix"}},
 }
 
 

@@ -11,7 +11,7 @@ from shared.services import jobs
 from tests.factories import make_department, make_org, make_user
 from tests.unit.test_rbac_matrix import ENDPOINTS, call, fill, tenant_rows
 
-TENANT_IDS = {"org_id", "user_id", "department_id", "job_id", "contact_id", "tag_id", "segment_id", "import_id", "key", "number_id", "template_id"}
+TENANT_IDS = {"org_id", "user_id", "department_id", "job_id", "contact_id", "tag_id", "segment_id", "import_id", "key", "number_id", "template_id", "conversation_id", "message_id"}
 BY_ID = [
     (method, path)
     for method, path, _ in ENDPOINTS

@@ -5,9 +5,11 @@ from web.api import (
     contact_attributes,
     contact_imports,
     contacts,
+    conversations,
     departments,
     health,
     jobs,
+    messages,
     numbers,
     organizations,
     plans,
@@ -35,6 +37,8 @@ API_BLUEPRINTS = [
     ("numbers", numbers.blp),
     ("templates", templates.blp),
     ("webhooks", webhooks.blp),
+    ("conversations", conversations.blp),
+    ("messages", messages.blp),
 ]
 
 

@@ -1,11 +1,16 @@
-"""Webhooks pipeline: apply what Meta told us, one stored payload at a time."""
+"""Webhooks pipeline: apply what Meta told us, one stored payload at a time; inbound media; assignment."""
+
+import io
+import uuid
 
 import structlog
 
 from shared.db import unit_of_work
 from shared.queueing import names
 from shared.queueing.celery_app import celery_app
-from shared.services import webhooks
+from shared.services import assignment, inbound, numbers, webhooks
+from shared.storage import get_storage
+from shared.whatsapp.errors import GraphAPIError, GraphTransportError, MediaUrlExpiredError
 from shared.whatsapp.payloads import WebhookPayloadError
 
 log = structlog.get_logger(__name__)
@@ -31,3 +36,47 @@ def process_event(self, event_id: str, org_id: str | None = None) -> None:
         log.warning("webhooks.unparseable", event_id=event_id, error=str(exc))
     except Exception as exc:
         raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries))
+
+
+@celery_app.task(name=names.FETCH_MEDIA, bind=True, max_retries=8)
+def fetch_media(self, message_id: str, org_id: str) -> None:
+    """Download an inbound message's media from Meta into our storage.
+
+    Trigger: an inbound image/video/audio/document/sticker (after the message is committed, so the
+    message never waits for its file). Idempotency: a message whose media is stored already is
+    skipped; the storage key is the message id. Retry: on its own, with backoff (8 times), since
+    Meta keeps inbound media for 7 days; then the message records why it has no file.
+    Side effects: one file in storage; the message's media_key or media_error.
+    """
+    with unit_of_work() as session:
+        found = inbound.message_for_media(session, message_id=message_id)
+        if found is None:
+            return
+        message, number = found
+        media_id, client = message.media_id, numbers.graph_client(number)
+    try:
+        info = client.get_media_url(media_id)
+        content = client.download_media(info.url)
+    except (GraphAPIError, GraphTransportError) as exc:
+        retryable = isinstance(exc, GraphTransportError) or exc.retryable or isinstance(exc, MediaUrlExpiredError)
+        if retryable and self.request.retries < self.max_retries:
+            raise self.retry(exc=exc, countdown=min(600, 5 * 2 ** self.request.retries))
+        with unit_of_work() as session:
+            inbound.record_media_error(session, message_id=message_id, error=str(exc))
+        return
+    key = f"media/{org_id}/{message_id}"
+    get_storage().save(key, io.BytesIO(content))
+    with unit_of_work() as session:
+        inbound.record_media(session, message_id=message_id, key=key, mime_type=info.mime_type)
+
+
+@celery_app.task(name=names.ASSIGN_WAITING)
+def assign_waiting(org_id: str) -> None:
+    """Hand waiting conversations to agents who came online or freed capacity.
+
+    Trigger: an agent going online, a conversation closed, unassigned or transferred, and the
+    message sweep. Idempotency: only unassigned conversations are taken, under the organization's
+    assignment lock. Retry: none needed; the sweep runs it again. Side effects: conversation rows.
+    """
+    with unit_of_work() as session:
+        assignment.assign_waiting(session, org_id=uuid.UUID(org_id))

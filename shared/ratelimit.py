@@ -1,0 +1,86 @@
+"""The shared send limiter: one atomic Redis script, so every process paces a number together.
+
+It is a GCRA-style slot scheduler: each number keeps the time its next message may leave (its
+"theoretical arrival time"). `reserve` books the next slot and answers how long the caller must
+wait for it, or refuses when that wait is longer than the caller accepts. Callers that matter more
+(an agent's reply) accept a longer wait than bulk traffic, so bulk backs off while replies book
+slots ahead of it. Redis' own clock is used, so workers on several hosts agree on time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.redis_client import get_redis
+
+KEY_PREFIX = "pytake:ratelimit"
+
+# KEYS[1]: the slot key. ARGV: interval between slots (µs), longest acceptable wait (µs), penalty (µs).
+# Returns the wait in µs (>= 0) when a slot was booked, or -(wait + 1) when it would be too long.
+_RESERVE = """
+redis.replicate_commands()
+local interval = tonumber(ARGV[1])
+local max_wait = tonumber(ARGV[2])
+local penalty = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+if penalty > 0 then
+  tat = math.max(tat, now + penalty)
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1000)
+  return 0
+end
+local wait = tat - now
+if wait > max_wait then return -(wait + 1) end
+local next_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1000)
+return wait
+"""
+
+# Stay just under the advertised rate: a request's trip to Meta jitters, and Meta counts any
+# one-second span, so booking at exactly the limit would now and then put one message too many in it.
+HEADROOM = 0.985
+
+
+@dataclass(frozen=True)
+class Reservation:
+    granted: bool
+    wait_seconds: float  # granted: sleep this long, then send; refused: how far the queue reaches
+
+
+def _script():
+    redis = get_redis()
+    return redis.register_script(_RESERVE)
+
+
+def number_key(number_id: str) -> str:
+    return f"{KEY_PREFIX}:number:{number_id}"
+
+
+def recipient_key(number_id: str, wa_id: str) -> str:
+    return f"{KEY_PREFIX}:pair:{number_id}:{wa_id}"
+
+
+def reserve(key: str, *, rate_per_second: float, max_wait_seconds: float) -> Reservation:
+    """Book the next slot of `key`, paced at `rate_per_second`, if it comes within `max_wait_seconds`."""
+    interval = 1_000_000 / (rate_per_second * HEADROOM)
+    result = int(_script()(keys=[key], args=[int(interval), int(max_wait_seconds * 1_000_000), 0]))
+    if result >= 0:
+        return Reservation(True, result / 1_000_000)
+    return Reservation(False, (-result - 1) / 1_000_000)
+
+
+def hold(key: str, *, seconds: float) -> None:
+    """Nothing leaves on `key` for `seconds` (Meta said slow down): every process sees it at once."""
+    _script()(keys=[key], args=[0, 0, int(seconds * 1_000_000)])
+
+
+def blocked_for(key: str) -> float:
+    """How long until `key`'s next slot, without booking one (0 when it is free now)."""
+    redis = get_redis()
+    tat = redis.get(key)
+    if tat is None:
+        return 0.0
+    seconds, micros = redis.time()
+    return max(0.0, (int(tat) - (seconds * 1_000_000 + micros)) / 1_000_000)

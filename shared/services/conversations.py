@@ -1,0 +1,277 @@
+"""Conversations pipeline: the inbox. Finding or opening a customer's thread, listing, status and priority.
+
+A conversation is the one thread between a contact and a number: it is opened by the first
+message either way and reopened (never duplicated) when the customer writes after it closed.
+Who works it (assignment) lives in shared/services/assignment.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, false, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from shared.errors import InvalidInputError, NotFoundError
+from shared.models import (
+    OPEN_STATUSES,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Message,
+    Priority,
+    Tag,
+    User,
+    WhatsAppNumber,
+    contact_tags,
+)
+from shared.models.base import utcnow
+from shared.permissions import Role
+
+WINDOW = dt.timedelta(hours=24)
+PREVIEW_CHARS = 200
+
+
+class ConversationNotFoundError(NotFoundError):
+    code = "conversation_not_found"
+
+
+class InvalidCursorError(InvalidInputError):
+    code = "invalid_cursor"
+
+
+def get_or_open(session: Session, *, org_id: uuid.UUID, number_id: uuid.UUID, contact_id: uuid.UUID) -> Conversation:
+    """The thread for (number, contact), created if new, locked for this transaction.
+
+    INSERT ... ON CONFLICT keeps two workers from opening two threads for one customer; the row
+    lock then serializes everything that changes this conversation.
+    """
+    session.execute(
+        insert(Conversation)
+        .values(organization_id=org_id, number_id=number_id, contact_id=contact_id)
+        .on_conflict_do_nothing(index_elements=[Conversation.number_id, Conversation.contact_id])
+    )
+    return session.execute(
+        select(Conversation)
+        .where(Conversation.number_id == number_id, Conversation.contact_id == contact_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def get_conversation(session: Session, *, org_id: uuid.UUID, conversation_id: uuid.UUID | str,
+                     for_update: bool = False) -> Conversation:
+    try:
+        conversation_uuid = uuid.UUID(str(conversation_id))
+    except ValueError as exc:
+        raise ConversationNotFoundError(f"conversation {conversation_id} not found") from exc
+    query = select(Conversation).where(Conversation.id == conversation_uuid, Conversation.organization_id == org_id)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    conversation = session.execute(query).scalar_one_or_none()
+    if conversation is None:
+        raise ConversationNotFoundError(f"conversation {conversation_id} not found")
+    return conversation
+
+
+def preview_of(message_type: str, content: Any) -> str:
+    """A line for the inbox list: the text when there is one, else the type in brackets."""
+    if isinstance(content, dict):
+        for key in ("body", "caption", "text", "name", "button_reply", "list_reply"):
+            value = content.get(key)
+            if isinstance(value, dict):
+                value = value.get("text") or value.get("title")
+            if isinstance(value, str) and value:
+                return value[:PREVIEW_CHARS]
+    return f"[{message_type}]"
+
+
+def note_inbound(conversation: Conversation, message: Message, *, received_at: dt.datetime) -> None:
+    """An inbound message reopens the thread, moves the 24 h window forward and counts as unread."""
+    if conversation.status not in OPEN_STATUSES:
+        conversation.status = ConversationStatus.open
+        conversation.resolved_at = None
+        conversation.first_response_at = None
+    sent_at = message.occurred_at or received_at
+    expires = sent_at + WINDOW
+    if conversation.window_expires_at is None or expires > conversation.window_expires_at:
+        conversation.window_expires_at = expires
+    conversation.last_inbound_at = max(filter(None, [conversation.last_inbound_at, sent_at]))
+    conversation.last_message_at = received_at
+    conversation.last_message_preview = preview_of(message.type, message.content)
+    conversation.unread_count += 1
+    conversation.messages_in_count += 1
+
+
+def note_outbound(conversation: Conversation, message: Message, *, at: dt.datetime) -> None:
+    """Our own messages never open or extend the window (reference §5)."""
+    conversation.last_outbound_at = at
+    conversation.last_message_at = at
+    conversation.last_message_preview = preview_of(message.type, message.content)
+    conversation.messages_out_count += 1
+    if message.sender_user_id is not None and conversation.first_response_at is None:
+        conversation.first_response_at = at
+
+
+# -- the inbox ------------------------------------------------------------------------------
+
+
+@dataclass
+class ConversationPage:
+    items: list[Conversation]
+    next_cursor: str | None
+
+
+def _encode_cursor(stamp: dt.datetime, ident: uuid.UUID) -> str:
+    return base64.urlsafe_b64encode(json.dumps([stamp.isoformat(), str(ident)]).encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    try:
+        stamp, ident = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return dt.datetime.fromisoformat(stamp), uuid.UUID(ident)
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursorError("cursor is not one this API gave out") from exc
+
+
+def visible_to(user: User) -> Any:
+    """What a user's role and departments let them see: agents their own, their departments' and the unclaimed."""
+    if user.role != Role.agent:
+        return None
+    departments = [department.id for department in user.departments]
+    return or_(
+        Conversation.assigned_agent_id == user.id,
+        Conversation.department_id.in_(departments) if departments else false(),
+        and_(Conversation.assigned_agent_id.is_(None), Conversation.department_id.is_(None)),
+    )
+
+
+def _filtered(query: Select, *, viewer: User, spec: dict[str, Any]) -> Select:
+    visibility = visible_to(viewer)
+    if visibility is not None:
+        query = query.where(visibility)
+    if spec.get("status"):
+        query = query.where(Conversation.status.in_(spec["status"]))
+    if spec.get("priority"):
+        query = query.where(Conversation.priority.in_(spec["priority"]))
+    if spec.get("owner"):
+        query = query.where(Conversation.owner.in_(spec["owner"]))
+    if spec.get("assigned_agent_id"):
+        query = query.where(Conversation.assigned_agent_id == spec["assigned_agent_id"])
+    if spec.get("department_id"):
+        query = query.where(Conversation.department_id == spec["department_id"])
+    if spec.get("number_id"):
+        query = query.where(Conversation.number_id == spec["number_id"])
+    if spec.get("unassigned") is not None:
+        test = Conversation.assigned_agent_id.is_(None)
+        query = query.where(test if spec["unassigned"] else ~test)
+    if spec.get("has_unread") is not None:
+        query = query.where(Conversation.unread_count > 0 if spec["has_unread"] else Conversation.unread_count == 0)
+    if spec.get("window_open") is not None:
+        now = utcnow()
+        is_open = and_(Conversation.window_expires_at.is_not(None), Conversation.window_expires_at > now)
+        query = query.where(is_open if spec["window_open"] else ~is_open)
+    if spec.get("tag"):
+        query = query.where(exists().where(
+            contact_tags.c.contact_id == Conversation.contact_id,
+            contact_tags.c.tag_id == Tag.id,
+            Tag.name == spec["tag"],
+            Tag.organization_id == Conversation.organization_id,
+        ))
+    return query
+
+
+def list_conversations(session: Session, *, org_id: uuid.UUID, viewer: User, spec: dict[str, Any],
+                       cursor: str | None = None, limit: int = 50) -> ConversationPage:
+    """Newest activity first, keyset-paginated on (last activity, id)."""
+    activity = Conversation.last_message_at
+    query = _filtered(select(Conversation).where(Conversation.organization_id == org_id), viewer=viewer, spec=spec)
+    query = query.where(activity.is_not(None))
+    if cursor:
+        stamp, ident = _decode_cursor(cursor)
+        query = query.where(tuple_(activity, Conversation.id) < tuple_(stamp, ident))
+    rows = list(session.execute(query.order_by(activity.desc(), Conversation.id.desc()).limit(limit + 1)).scalars())
+    more = len(rows) > limit
+    items = rows[:limit]
+    next_cursor = _encode_cursor(items[-1].last_message_at, items[-1].id) if more and items else None
+    return ConversationPage(items, next_cursor)
+
+
+def check_visible(conversation: Conversation, viewer: User) -> None:
+    """An agent asking for a conversation outside what they may see gets the same 404 as a missing one."""
+    if viewer.role != Role.agent:
+        return
+    departments = {department.id for department in viewer.departments}
+    if (conversation.assigned_agent_id == viewer.id or conversation.department_id in departments
+            or (conversation.assigned_agent_id is None and conversation.department_id is None)):
+        return
+    raise ConversationNotFoundError(f"conversation {conversation.id} not found")
+
+
+def update_conversation(session: Session, *, conversation: Conversation, changes: dict[str, Any]) -> Conversation:
+    if "priority" in changes:
+        conversation.priority = Priority(changes["priority"])
+    if "status" in changes:
+        set_status(session, conversation=conversation, status=ConversationStatus(changes["status"]))
+    session.flush()
+    return conversation
+
+
+def set_status(session: Session, *, conversation: Conversation, status: ConversationStatus) -> Conversation:
+    """Closing resolves the thread and leaves the assignment queue; reopening puts it back to work."""
+    now = utcnow()
+    if status in (ConversationStatus.closed, ConversationStatus.archived):
+        if conversation.resolved_at is None:
+            conversation.resolved_at = now
+        conversation.waiting_since = None
+    elif conversation.status not in OPEN_STATUSES:
+        conversation.resolved_at = None
+        if conversation.assigned_agent_id is None:
+            conversation.waiting_since = now
+    conversation.status = status
+    session.flush()
+    return conversation
+
+
+def messages_page(session: Session, *, conversation: Conversation, cursor: str | None = None,
+                  limit: int = 50) -> tuple[list[Message], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    query = select(Message).where(Message.conversation_id == conversation.id)
+    if cursor:
+        stamp, ident = _decode_cursor(cursor)
+        query = query.where(tuple_(Message.created_at, Message.id) < tuple_(stamp, ident))
+    rows = list(session.execute(query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)).scalars())
+    items = rows[:limit]
+    next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit and items else None
+    return items, next_cursor
+
+
+def last_inbound(session: Session, *, conversation: Conversation) -> Message | None:
+    return session.execute(
+        select(Message)
+        .where(Message.conversation_id == conversation.id, Message.direction == Direction.inbound,
+               Message.wamid.is_not(None))
+        .order_by(Message.sequence.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def mark_read(session: Session, *, conversation: Conversation) -> Message | None:
+    """Unread back to zero; the last inbound message is the one whose read receipt goes to Meta."""
+    conversation.unread_count = 0
+    conversation.last_read_at = utcnow()
+    session.flush()
+    return last_inbound(session, conversation=conversation)
+
+
+def number_and_contact(session: Session, conversation: Conversation) -> tuple[WhatsAppNumber, Contact]:
+    number = session.get(WhatsAppNumber, conversation.number_id)
+    contact = session.get(Contact, conversation.contact_id)
+    return number, contact

@@ -1,0 +1,505 @@
+"""Messages pipeline: outbound intents, the send steps the sends pool runs, and statuses coming back.
+
+Outbound: `queue_message` writes the message `queued` (refusing at once what cannot be sent: a
+closed window for free-form text, an ineligible contact, an expired trial) and publishes
+`sends.send_message` after commit. The worker then `prepare_send`s (the same checks, at send
+time), `claim_send`s (queued → sending, committed before the request leaves), calls Graph and
+records the outcome. A send that may have reached Meta is never resent: it becomes `unknown`
+and the status webhook, which carries our id in `biz_opaque_callback_data`, settles it.
+
+Statuses: applied by wamid, forward only (sent < delivered < read); `failed` only overrides a
+message not yet delivered; every applied transition goes to the event log once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from shared.audit import audit_on_commit
+from shared.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
+from shared.models import (
+    Contact,
+    Conversation,
+    Direction,
+    Message,
+    MessageStatus,
+    MessageTemplate,
+    Organization,
+    SenderType,
+    WhatsAppNumber,
+)
+from shared.models.base import utcnow
+from shared.queueing.names import SEND_MESSAGE
+from shared.queueing.publish import enqueue_on_commit
+from shared.phones import normalize_phone
+from shared.services import consent, contacts, conversations, numbers, organizations, templates
+from shared.whatsapp import outbound
+from shared.whatsapp.payloads import MessageStatus as StatusUpdate
+
+log = structlog.get_logger(__name__)
+
+CALLBACK_PREFIX = "pytake:"
+STATUS_RANK = {MessageStatus.sent: 1, MessageStatus.delivered: 2, MessageStatus.read: 3}
+NOT_YET_DELIVERED = (MessageStatus.queued, MessageStatus.sending, MessageStatus.unknown, MessageStatus.sent)
+FREE_FORM_TYPES = ("text", "image", "video", "audio", "document", "sticker", "interactive", "reaction",
+                   "location", "contacts")
+SENDABLE_TYPES = (*FREE_FORM_TYPES, "template")
+
+
+class MessageNotFoundError(NotFoundError):
+    code = "message_not_found"
+
+
+class WindowClosedError(ConflictError):
+    code = "window_closed"
+
+
+class ContactIneligibleError(ConflictError):
+    code = "contact_ineligible"
+
+
+class MessageInvalidError(InvalidInputError):
+    code = "invalid_message"
+
+
+def callback_data(message_id: uuid.UUID | str) -> str:
+    return f"{CALLBACK_PREFIX}{message_id}"
+
+
+def message_id_from_callback(data: str | None) -> uuid.UUID | None:
+    if not data or not data.startswith(CALLBACK_PREFIX):
+        return None
+    try:
+        return uuid.UUID(data[len(CALLBACK_PREFIX):])
+    except ValueError:
+        return None
+
+
+def get_message(session: Session, *, org_id: uuid.UUID, message_id: uuid.UUID | str) -> Message:
+    try:
+        message_uuid = uuid.UUID(str(message_id))
+    except ValueError as exc:
+        raise MessageNotFoundError(f"message {message_id} not found") from exc
+    message = session.execute(
+        select(Message).where(Message.id == message_uuid, Message.organization_id == org_id)
+    ).scalar_one_or_none()
+    if message is None:
+        raise MessageNotFoundError(f"message {message_id} not found")
+    return message
+
+
+# -- building and refusing at request time -------------------------------------------------
+
+
+def approved_templates(session: Session, *, number: WhatsAppNumber) -> list[dict[str, Any]]:
+    """What can still be sent when the window is closed: the approved templates of the number's WABA."""
+    rows = session.execute(
+        select(MessageTemplate)
+        .where(MessageTemplate.organization_id == number.organization_id, MessageTemplate.waba_id == number.waba_id,
+               MessageTemplate.status == "APPROVED")
+        .order_by(MessageTemplate.name, MessageTemplate.language)
+    ).scalars()
+    return [{"id": str(t.id), "name": t.name, "language": t.language, "category": t.category} for t in rows]
+
+
+def _check_content(message_type: str, content: Any) -> Any:
+    """Meta's own body object for the type, checked with the same builders the client uses."""
+    if not isinstance(content, (dict, list)):
+        raise MessageInvalidError(f"`{message_type}` must be an object", details={"field": message_type})
+    try:
+        if message_type == "text":
+            return outbound.text_content(content.get("body", ""), preview_url=bool(content.get("preview_url")))
+        if message_type in outbound.MEDIA_TYPES:
+            return outbound.media_content(message_type, media_id=content.get("id"), link=content.get("link"),
+                                          caption=content.get("caption"), filename=content.get("filename"))
+        if message_type == "interactive":
+            return _interactive(content)
+        if message_type == "reaction":
+            return outbound.reaction_content(content.get("message_id", ""), content.get("emoji", ""))
+        if message_type == "location":
+            return outbound.location_content(float(content["latitude"]), float(content["longitude"]),
+                                             name=content.get("name"), address=content.get("address"))
+        if message_type == "contacts":
+            return outbound.contacts_content(content)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise MessageInvalidError(f"{message_type}: {exc}", details={"field": message_type}) from exc
+    raise MessageInvalidError(f"cannot send messages of type {message_type!r}",
+                              details={"allowed": list(SENDABLE_TYPES)})
+
+
+def _interactive(content: dict[str, Any]) -> dict[str, Any]:
+    body = (content.get("body") or {}).get("text", "")
+    footer = (content.get("footer") or {}).get("text")
+    header = content.get("header")
+    action = content.get("action") or {}
+    if content.get("type") == "button":
+        buttons = [(b["reply"]["id"], b["reply"]["title"]) for b in action.get("buttons") or []]
+        return outbound.reply_buttons_content(body, buttons, header=header, footer=footer)
+    if content.get("type") == "list":
+        header_text = header.get("text") if isinstance(header, dict) else header
+        return outbound.list_content(body, action.get("button", ""), action.get("sections") or [],
+                                     header=header_text, footer=footer)
+    raise ValueError("interactive.type must be `button` or `list`")
+
+
+def _template_content(session: Session, org_id: uuid.UUID, spec: dict[str, Any]) -> tuple[MessageTemplate, dict]:
+    template = templates.get_template(session, org_id=org_id, template_id=spec["template_id"])
+    components = templates.render(template, spec.get("variables") or {})
+    return template, outbound.template_content(template.name, template.language, components)
+
+
+def _context_wamid(session: Session, conversation: Conversation, reply_to: str | None) -> str | None:
+    if not reply_to:
+        return None
+    if reply_to.startswith("wamid."):
+        return reply_to
+    quoted = get_message(session, org_id=conversation.organization_id, message_id=reply_to)
+    if quoted.conversation_id != conversation.id or not quoted.wamid:
+        raise MessageInvalidError("reply_to must be a message of this conversation that WhatsApp knows",
+                                  details={"reply_to": reply_to})
+    return quoted.wamid
+
+
+def _category(template: MessageTemplate | None) -> consent.MessageCategory:
+    if template is None:
+        return consent.MessageCategory.service
+    name = template.category.lower()
+    return consent.MessageCategory(name) if name in ("marketing", "utility") else consent.MessageCategory.utility
+
+
+def _refusal(session: Session, *, conversation: Conversation, contact: Contact, number: WhatsAppNumber,
+             message_type: str, template: MessageTemplate | None, now: dt.datetime) -> ConflictError | None:
+    """Why this message cannot be sent now, or None. The same rules hold at request and at send time."""
+    verdict = consent.eligibility(contact, _category(template))
+    if not verdict.eligible:
+        return ContactIneligibleError(verdict.message or "The contact cannot be messaged",
+                                      details={"reason": verdict.reason})
+    if message_type != "template" and not conversation.window_open(now):
+        return WindowClosedError(
+            "The 24-hour customer-service window is closed: only an approved template can be sent until the "
+            "customer writes again",
+            details={"window_expires_at": conversation.window_expires_at.isoformat()
+                     if conversation.window_expires_at else None,
+                     "templates": approved_templates(session, number=number)},
+        )
+    return None
+
+
+def find_by_idempotency_key(session: Session, *, org_id: uuid.UUID, key: str) -> Message | None:
+    return session.execute(
+        select(Message).where(Message.organization_id == org_id, Message.idempotency_key == key)
+    ).scalar_one_or_none()
+
+
+def queue_message(
+    session: Session,
+    *,
+    org: Organization,
+    conversation: Conversation,
+    spec: dict[str, Any],
+    sender_type: SenderType,
+    sender_user_id: uuid.UUID | None = None,
+    idempotency_key: str | None = None,
+    campaign_id: uuid.UUID | None = None,
+) -> tuple[Message, bool]:
+    """The message as `queued` and its send published after commit; (message, created).
+
+    With an `idempotency_key` a repeated request returns the message the first one made.
+    """
+    if idempotency_key:
+        existing = find_by_idempotency_key(session, org_id=org.id, key=idempotency_key)
+        if existing is not None:
+            return existing, False
+    organizations.ensure_can_send(session, org_id=org.id)
+    message_type = spec["type"]
+    template = None
+    if message_type == "template":
+        if not spec.get("template_id"):
+            raise MessageInvalidError("a template message needs template_id", details={"field": "template_id"})
+        template, content = _template_content(session, org.id, spec)
+    else:
+        content = _check_content(message_type, spec.get(message_type))
+    number, contact = conversations.number_and_contact(session, conversation)
+    now = utcnow()
+    refusal = _refusal(session, conversation=conversation, contact=contact, number=number,
+                       message_type=message_type, template=template, now=now)
+    if refusal is not None:
+        raise refusal
+    message = Message(
+        organization_id=org.id, conversation_id=conversation.id, contact_id=contact.id, number_id=number.id,
+        direction=Direction.outbound, type=message_type, content=content, status=MessageStatus.queued,
+        queued_at=now, next_attempt_at=now, sender_type=sender_type, sender_user_id=sender_user_id,
+        campaign_id=campaign_id, template_id=template.id if template else None, idempotency_key=idempotency_key,
+        context_wamid=_context_wamid(session, conversation, spec.get("reply_to")),
+    )
+    try:
+        with session.begin_nested():
+            session.add(message)
+            session.flush()
+    except IntegrityError:
+        existing = find_by_idempotency_key(session, org_id=org.id, key=idempotency_key or "")
+        if existing is None:
+            raise
+        return existing, False
+    conversation.last_message_at = now
+    conversation.last_message_preview = conversations.preview_of(message_type, content)
+    enqueue_on_commit(session, SEND_MESSAGE, message_id=str(message.id), org_id=str(org.id))
+    return message, True
+
+
+# -- the send steps (sends pool) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    message_id: uuid.UUID
+    org_id: uuid.UUID
+    number_id: uuid.UUID
+    phone_number_id: str
+    access_token_encrypted: str
+    throughput_mps: int
+    to: str
+    type: str
+    content: Any
+    context_wamid: str | None
+    attempts: int
+    urgent: bool  # a person (or PyTake on their behalf) is waiting: agent replies go ahead of bulk
+
+
+@dataclass(frozen=True)
+class NotDue:
+    retry_in: float | None  # None: nothing to do until something else changes (number resumed)
+
+
+def prepare_send(session: Session, *, message_id: uuid.UUID | str) -> SendPlan | NotDue | None:
+    """Re-check a queued message at send time. None: nothing to send (done, or refused and failed now)."""
+    message = session.execute(
+        select(Message).where(Message.id == uuid.UUID(str(message_id))).with_for_update()
+    ).scalar_one_or_none()
+    if message is None or message.status != MessageStatus.queued:
+        return None
+    now = utcnow()
+    if message.next_attempt_at is not None and message.next_attempt_at > now:
+        return NotDue((message.next_attempt_at - now).total_seconds())
+    conversation = session.get(Conversation, message.conversation_id)
+    number, contact = conversations.number_and_contact(session, conversation)
+    if number.sends_paused_at is not None or number.deleted_at is not None:
+        return NotDue(None)
+    try:
+        organizations.ensure_can_send(session, org_id=message.organization_id)
+    except DomainError as exc:  # the trial ended (or the organization was suspended) while it waited
+        fail_message(session, message=message, code=exc.code, reason=exc.message)
+        return None
+    template = session.get(MessageTemplate, message.template_id) if message.template_id else None
+    refusal = _refusal(session, conversation=conversation, contact=contact, number=number,
+                       message_type=message.type, template=template, now=now)
+    if refusal is not None:
+        fail_message(session, message=message, code=refusal.code, reason=refusal.message)
+        return None
+    return SendPlan(
+        message_id=message.id, org_id=message.organization_id, number_id=number.id,
+        phone_number_id=number.phone_number_id, access_token_encrypted=number.access_token_encrypted,
+        throughput_mps=number.throughput_mps, to=contact.wa_id, type=message.type, content=message.content,
+        context_wamid=message.context_wamid, attempts=message.attempts,
+        urgent=message.sender_type in (SenderType.agent, SenderType.system),
+    )
+
+
+def claim_send(session: Session, *, message_id: uuid.UUID) -> bool:
+    """queued → sending, committed before the request leaves: a redelivery then knows it may have gone."""
+    claimed = session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.status == MessageStatus.queued)
+        .values(status=MessageStatus.sending, attempts=Message.attempts + 1)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return claimed == 1
+
+
+def _locked(session: Session, message_id: uuid.UUID) -> Message:
+    return session.execute(
+        select(Message).where(Message.id == message_id).with_for_update().execution_options(populate_existing=True)
+    ).scalar_one()
+
+
+def record_sent(session: Session, *, message_id: uuid.UUID, wamid: str) -> Message:
+    """Graph accepted it. A status webhook may have beaten us here; it is never moved backwards."""
+    message = _locked(session, message_id)
+    now = utcnow()
+    if message.wamid is None:
+        message.wamid = wamid
+    message.sent_at = message.sent_at or now
+    if message.status in (MessageStatus.sending, MessageStatus.unknown, MessageStatus.queued):
+        message.status = MessageStatus.sent
+        message.error_code = message.error_message = None
+        _count_outbound(session, message, now)  # else the status webhook that got here first counted it
+    return message
+
+
+def _count_outbound(session: Session, message: Message, at: dt.datetime) -> None:
+    conversation = session.get(Conversation, message.conversation_id, with_for_update=True)
+    conversations.note_outbound(conversation, message, at=at)
+    contact = session.get(Contact, message.contact_id)
+    contact.first_outbound_at = contact.first_outbound_at or at
+    contact.last_outbound_at = at
+    contact.messages_out_count += 1
+
+
+def requeue(session: Session, *, message_id: uuid.UUID, delay_seconds: float, code: str | None, reason: str | None) -> None:
+    """Back to queued for a later attempt (the request did not take effect)."""
+    message = _locked(session, message_id)
+    if message.status not in (MessageStatus.sending, MessageStatus.queued):
+        return
+    message.status = MessageStatus.queued
+    message.next_attempt_at = utcnow() + dt.timedelta(seconds=delay_seconds)
+    message.error_code, message.error_message = code, reason
+
+
+def fail_message(session: Session, *, message: Message | None = None, message_id: uuid.UUID | None = None,
+                 code: str, reason: str) -> None:
+    message = message or _locked(session, message_id)
+    if message.status not in (MessageStatus.queued, MessageStatus.sending, MessageStatus.unknown):
+        return
+    message.status = MessageStatus.failed
+    message.failed_at = utcnow()
+    message.error_code, message.error_message = str(code), reason[:2000]
+    audit_on_commit(session, org_id=message.organization_id, action="messages.failed", subject_type="message",
+                    subject_id=message.id, actor_id=None, data={"code": str(code), "reason": reason[:500]},
+                    event_id=f"message:{message.id}:failed")
+
+
+def mark_unknown(session: Session, *, message_id: uuid.UUID, reason: str) -> None:
+    """The request may have reached Meta: wait for its status webhook instead of sending again."""
+    message = _locked(session, message_id)
+    if message.status != MessageStatus.sending:
+        return
+    message.status = MessageStatus.unknown
+    message.error_code, message.error_message = "unknown_outcome", reason[:2000]
+    log.warning("messages.outcome_unknown", message_id=message_id, reason=reason)
+
+
+def pause_number(session: Session, *, number_id: uuid.UUID, reason: str) -> None:
+    """Meta refused the number's token or account: its sends wait (queued) until someone fixes it."""
+    number = session.get(WhatsAppNumber, number_id, with_for_update=True)
+    if number.sends_paused_at is not None:
+        return
+    number.sends_paused_at = utcnow()
+    number.sends_paused_reason = reason[:2000]
+    audit_on_commit(session, org_id=number.organization_id, action="numbers.sends_paused", subject_type="number",
+                    subject_id=number.id, actor_id=None, data={"reason": reason[:500], "alert": True})
+    log.error("numbers.sends_paused", number_id=number_id, reason=reason)
+
+
+def due_messages(session: Session, *, older_than: dt.datetime, limit: int = 500) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Queued messages whose attempt is due and whose publish may have been lost: (message id, org id)."""
+    rows = session.execute(
+        select(Message.id, Message.organization_id)
+        .join(WhatsAppNumber, WhatsAppNumber.id == Message.number_id)
+        .where(Message.status == MessageStatus.queued, Message.next_attempt_at <= utcnow(),
+               Message.updated_at < older_than, WhatsAppNumber.sends_paused_at.is_(None))
+        .order_by(Message.next_attempt_at)
+        .limit(limit)
+        .execution_options(all_tenants=True)
+    ).all()
+    return [(row[0], row[1]) for row in rows]
+
+
+def settle_stuck_sends(session: Session, *, older_than: dt.datetime) -> int:
+    """Messages left `sending` by a dead worker may have gone: they become `unknown`, never resent."""
+    return session.execute(
+        update(Message)
+        .where(Message.status == MessageStatus.sending, Message.updated_at < older_than)
+        .values(status=MessageStatus.unknown, error_code="unknown_outcome",
+                error_message="the worker stopped while sending; waiting for Meta's status")
+        .execution_options(synchronize_session=False, all_tenants=True)
+    ).rowcount
+
+
+# -- statuses from Meta ------------------------------------------------------------------------
+
+
+def _status_target(session: Session, number: WhatsAppNumber, status: StatusUpdate) -> Message | None:
+    found = session.execute(
+        select(Message).where(Message.wamid == status.wamid, Message.organization_id == number.organization_id)
+        .with_for_update()
+    ).scalar_one_or_none()
+    if found is not None:
+        return found
+    ours = message_id_from_callback(status.biz_opaque_callback_data)
+    if ours is None:
+        return None
+    found = session.execute(
+        select(Message).where(Message.id == ours, Message.organization_id == number.organization_id,
+                              Message.direction == Direction.outbound).with_for_update()
+    ).scalar_one_or_none()
+    if found is not None and found.wamid is None:
+        found.wamid = status.wamid  # the status came before our own record of the send (or the send timed out)
+    return found
+
+
+def apply_status(session: Session, *, number: WhatsAppNumber, status: StatusUpdate) -> bool:
+    """Move a message forward by one status webhook item; False when it changes nothing."""
+    message = _status_target(session, number, status)
+    if message is None:
+        audit_on_commit(session, org_id=number.organization_id, action="messages.status_unmatched",
+                        subject_type="wamid", subject_id=status.wamid, actor_id=None,
+                        data={"status": status.status}, event_id=f"status:{status.wamid}:{status.status}")
+        return False
+    name = "read" if status.status == "played" else status.status
+    at = status.timestamp
+    if name == "failed":
+        if message.status not in NOT_YET_DELIVERED:
+            return False  # delivered wins over a late failure (multi-device)
+        error = status.errors[0] if status.errors else None
+        message.status = MessageStatus.failed
+        message.failed_at = at
+        message.error_code = str(error.code) if error and error.code is not None else "failed"
+        message.error_message = (error.details or error.message or error.title) if error else None
+    elif name in ("sent", "delivered", "read"):
+        new = MessageStatus(name)
+        if STATUS_RANK[new] <= STATUS_RANK.get(message.status, 0):
+            return False
+        was_counted = message.status in (MessageStatus.sent, MessageStatus.delivered, MessageStatus.read)
+        message.status = new
+        message.sent_at = message.sent_at or at
+        if STATUS_RANK[new] >= STATUS_RANK[MessageStatus.delivered]:
+            message.delivered_at = message.delivered_at or at
+        if new == MessageStatus.read:
+            message.read_at = at
+        message.error_code = message.error_message = None
+        if not was_counted:
+            _count_outbound(session, message, at)
+    else:
+        return False
+    audit_on_commit(session, org_id=message.organization_id, action=f"messages.{name}", subject_type="message",
+                    subject_id=message.id, actor_id=None,
+                    data={"wamid": status.wamid, "conversation_id": str(message.conversation_id),
+                          "error_code": message.error_code if name == "failed" else None},
+                    event_id=f"status:{status.wamid}:{name}")
+    audit_on_commit(session, org_id=message.organization_id, action=f"messages.{name}", subject_type="conversation",
+                    subject_id=message.conversation_id, actor_id=None, data={"message_id": str(message.id)},
+                    event_id=f"status:{status.wamid}:{name}:conversation")
+    session.flush()
+    return True
+
+
+def conversation_for_recipient(session: Session, *, org: Organization, number_id: uuid.UUID,
+                               to: str | None = None, contact_id: uuid.UUID | None = None) -> Conversation:
+    """The conversation a direct send goes into: the contact's thread on that number, opened if new."""
+    number = numbers.get_number(session, org_id=org.id, number_id=number_id)
+    if contact_id is not None:
+        contact = contacts.get_contact(session, org_id=org.id, contact_id=contact_id)
+    else:
+        phone = normalize_phone(to or "", default_country=org.default_country)
+        contact = contacts.find_by_phone(session, org_id=org.id, identity_key=phone.identity_key)
+        if contact is None:
+            contact = contacts.create_contact(session, org=org, phone=phone.e164)
+    return conversations.get_or_open(session, org_id=org.id, number_id=number.id, contact_id=contact.id)
