@@ -82,6 +82,9 @@ class Settings:
     task_soft_time_limit_seconds: int = 300
     task_time_limit_seconds: int = 360
     ping_timeout_seconds: float = 5.0
+    # A message still `sending` this long after its claim lost its worker: it becomes `unknown` (it may
+    # have reached Meta) and its status webhook settles it. Well above the Graph timeouts (3 s + 15 s).
+    send_lease_seconds: int = 60
     # Extra task modules a worker imports (the integration tests load their probe tasks this way).
     extra_task_modules: tuple[str, ...] = ()
 
@@ -131,6 +134,7 @@ class Settings:
             "TASK_SOFT_TIME_LIMIT_SECONDS": ("task_soft_time_limit_seconds", int),
             "TASK_TIME_LIMIT_SECONDS": ("task_time_limit_seconds", int),
             "PING_TIMEOUT_SECONDS": ("ping_timeout_seconds", float),
+            "SEND_LEASE_SECONDS": ("send_lease_seconds", int),
             "PYTAKE_EXTRA_TASK_MODULES": ("extra_task_modules", _csv),
             "WHATSAPP_API_BASE": ("whatsapp_api_base", str),
             "WHATSAPP_API_VERSION": ("whatsapp_api_version", str),

@@ -39,6 +39,7 @@ def process_env(settings, **extra: str) -> dict[str, str]:
         "SWEEP_INTERVAL_SECONDS": "1",
         "JOB_REQUEUE_AFTER_SECONDS": "2",
         "TRIAL_EXPIRY_INTERVAL_SECONDS": "1",
+        "SEND_LEASE_SECONDS": "3",
         "PYTAKE_EXTRA_TASK_MODULES": "tests.integration.probe_tasks",
     }
     env.update(extra)
@@ -142,6 +143,32 @@ def committed(migrated):
     db.set_session_factory(None)
     db.dispose_engine()
     yield
-    with db.unit_of_work() as session:
-        session.execute(text("TRUNCATE organizations CASCADE"))
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(5):  # a worker may still be finishing the test's last task: its locks deadlock TRUNCATE
+        try:
+            with db.unit_of_work() as session:
+                session.execute(text("TRUNCATE organizations CASCADE"))
+            break
+        except OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(0.5)
     db.dispose_engine()
+
+
+@pytest.fixture
+def web(migrated, broker, committed):
+    """PyTake's web app on a real port, so the sandbox can post webhooks to it."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from web import create_app
+
+    server = make_server("127.0.0.1", 0, create_app(migrated), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)

@@ -4,11 +4,8 @@ A template created through PyTake's API is submitted by the worker, approved by 
 status arrives by webhook; a quality downgrade in the sandbox changes the number's rating here.
 """
 
-import threading
-
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from shared.db import unit_of_work
 from shared.models import Organization, WhatsAppNumber
@@ -20,19 +17,6 @@ pytestmark = pytest.mark.integration
 
 NUMBER = {"waba_id": "700100200", "phone_number_id": "800100200", "display_phone_number": "15550100200",
           "access_token": "EAAG-sandbox-token-1", "app_secret": "sandbox-app-secret-1"}
-
-
-@pytest.fixture
-def web(migrated, broker, committed):
-    """PyTake's web app on a real port, so the sandbox can post webhooks to it."""
-    from web import create_app
-
-    server = make_server("127.0.0.1", 0, create_app(migrated), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=5)
 
 
 @pytest.fixture

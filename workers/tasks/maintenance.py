@@ -46,7 +46,7 @@ def sweep_messages_task(org_id: str | None = None) -> None:
 
     Trigger: beat, every SWEEP_INTERVAL_SECONDS. Re-publishes queued messages whose attempt is due
     and that nobody touched for JOB_REQUEUE_AFTER_SECONDS (a lost publish); turns messages left
-    `sending` past the task time limit into `unknown` (their worker died mid-request: they may have
+    `sending` past SEND_LEASE_SECONDS into `unknown` (their worker died mid-request: they may have
     gone, so they are settled by status webhooks, never resent); hands waiting conversations to
     agents with room. Idempotency: a re-published send is claimed once; the conditional UPDATEs
     change nothing twice. Retry: none; the next beat runs it again.
@@ -55,7 +55,7 @@ def sweep_messages_task(org_id: str | None = None) -> None:
     now = utcnow()
     with unit_of_work() as session:
         due = messages.due_messages(session, older_than=now - dt.timedelta(seconds=settings.job_requeue_after_seconds))
-        messages.settle_stuck_sends(session, older_than=now - dt.timedelta(seconds=settings.task_time_limit_seconds))
+        messages.settle_stuck_sends(session, older_than=now - dt.timedelta(seconds=settings.send_lease_seconds))
         waiting_orgs = assignment.organizations_waiting(session)
     for message_id, message_org_id in due:
         publish_now(names.SEND_MESSAGE, message_id=str(message_id), org_id=str(message_org_id))
