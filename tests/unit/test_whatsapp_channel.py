@@ -180,10 +180,13 @@ def test_a_quality_downgrade_flags_the_number_and_schedules_a_sync(client, db_se
     assert sync.params == {"number_id": number["id"]}
 
 
-def test_message_changes_wait_for_the_conversations_pipeline(client, db_session, number):
+def test_message_changes_are_handed_to_the_inbound_pipeline(client, db_session, number):
+    from shared.models import Message
+
     post_webhook(client, message_payload())
     _process_all(db_session)
     event = db_session.execute(select(WebhookEvent)).scalar_one()
     db_session.refresh(event)
     assert event.status == WebhookEventStatus.processed
-    assert event.has_messages and event.messages_processed_at is None  # recorded, not lost, not yet handled
+    assert event.has_messages and event.messages_processed_at is not None
+    assert db_session.execute(select(Message.content)).scalar_one() == {"body": "hello"}

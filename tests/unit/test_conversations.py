@@ -1,0 +1,339 @@
+"""The conversations pipeline in-process: inbound handling, statuses, the inbox API and the send steps."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import pytest
+from sqlalchemy import select
+
+from shared.db import unit_of_work
+from shared.models import (
+    Availability,
+    ConsentState,
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Message,
+    MessageStatus,
+    MessageTemplate,
+    SubscriptionStatus,
+    WebhookEvent,
+)
+from shared.models.base import utcnow
+from shared.queueing.names import ASSIGN_WAITING, FETCH_MEDIA, SEND_MESSAGE
+from shared.services import messages, webhooks
+from shared.services.messages import NotDue
+from tests.factories import make_department, make_user
+from tests.unit.test_whatsapp_channel import NUMBER, envelope, post_webhook
+
+_wamids = itertools.count(1)
+CUSTOMER = "16505551234"
+
+
+def inbound(*items, wa_id=CUSTOMER, name="Sheena"):
+    """A `messages` webhook with these message objects (ids and timestamps filled in)."""
+    now = int(utcnow().timestamp())
+    return envelope("messages", {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": NUMBER["display_phone_number"], "phone_number_id": NUMBER["phone_number_id"]},
+        "contacts": [{"profile": {"name": name}, "wa_id": wa_id}],
+        "messages": [{"from": wa_id, "id": f"wamid.unit-{next(_wamids)}", "timestamp": str(now), **item}
+                     for item in items],
+    })
+
+
+def statuses(*items):
+    return envelope("messages", {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": NUMBER["display_phone_number"], "phone_number_id": NUMBER["phone_number_id"]},
+        "statuses": [{"recipient_id": CUSTOMER, "timestamp": str(int(utcnow().timestamp())), **item} for item in items],
+    })
+
+
+def text(body):
+    return {"type": "text", "text": {"body": body}}
+
+
+@pytest.fixture
+def number(client, admin_headers):
+    response = client.post("/api/v1/numbers", json=NUMBER, headers=admin_headers)
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+@pytest.fixture
+def deliver(client, db_session, number):
+    """deliver(payload): POST it signed, then process every stored payload, as the webhooks pool would."""
+
+    def run(payload):
+        response = post_webhook(client, payload)
+        assert response.status_code == 200
+        for event_id in db_session.execute(select(WebhookEvent.id)).scalars().all():
+            with unit_of_work() as session:  # its own unit of work: publishes fire on its commit
+                webhooks.process_event(session, event_id=event_id)
+        db_session.expire_all()
+
+    return run
+
+
+@pytest.fixture
+def agent(db_session, organization):
+    return make_user(db_session, organization, role="agent", availability=Availability.online,
+                     max_open_conversations=1)
+
+
+def the_conversation(db_session) -> Conversation:
+    return db_session.execute(select(Conversation)).scalar_one()
+
+
+def inbound_messages(db_session) -> list[Message]:
+    return list(db_session.execute(
+        select(Message).where(Message.direction == Direction.inbound).order_by(Message.sequence)).scalars())
+
+
+def test_a_first_message_creates_the_contact_and_an_assigned_conversation(deliver, db_session, agent, published):
+    deliver(inbound(text("Hi there"), {"type": "image", "image": {"id": "media-1", "mime_type": "image/jpeg"}}))
+    conversation = the_conversation(db_session)
+    contact = db_session.get(Contact, conversation.contact_id)
+    assert (contact.wa_id, contact.phone_e164, contact.profile_name) == (CUSTOMER, "+16505551234", "Sheena")
+    assert contact.messages_in_count == 2 and contact.last_inbound_at is not None
+    assert conversation.assigned_agent_id == agent.id and conversation.owner.value == "agent"
+    assert conversation.unread_count == 2 and conversation.messages_in_count == 2
+    assert conversation.last_message_preview == "[image]"
+    assert conversation.window_expires_at > utcnow() + dt.timedelta(hours=23, minutes=59)
+    image = inbound_messages(db_session)[1]
+    assert image.media_id == "media-1" and image.media_key is None  # stored first, fetched by its own task
+    assert (FETCH_MEDIA, {"message_id": str(image.id), "org_id": str(conversation.organization_id)}) in published
+
+
+def test_the_same_wamid_twice_is_stored_and_routed_once(deliver, db_session, agent):
+    payload = inbound(text("Only once"))
+    deliver(payload)
+    again = envelope("messages", {**payload["entry"][0]["changes"][0]["value"], "statuses": []})  # other bytes
+    deliver(again)
+    assert [m.content["body"] for m in inbound_messages(db_session)] == ["Only once"]
+    assert the_conversation(db_session).messages_in_count == 1
+
+
+def test_a_closed_conversation_reopens_on_a_new_message(deliver, db_session, client, admin_headers):
+    deliver(inbound(text("First")))
+    conversation = the_conversation(db_session)
+    assert client.post(f"/api/v1/conversations/{conversation.id}/close", headers=admin_headers).status_code == 200
+    db_session.expire_all()
+    assert the_conversation(db_session).status == ConversationStatus.closed
+    deliver(inbound(text("Me again")))
+    reopened = the_conversation(db_session)
+    assert reopened.id == conversation.id and reopened.status == ConversationStatus.open
+    assert reopened.resolved_at is None
+
+
+def test_a_blocked_contacts_messages_are_stored_but_not_routed(deliver, db_session, agent):
+    deliver(inbound(text("Hello")))
+    conversation = the_conversation(db_session)
+    conversation.assigned_agent_id = None
+    db_session.get(Contact, conversation.contact_id).blocked_at = utcnow()
+    db_session.flush()
+    deliver(inbound(text("Are you there?")))
+    assert [m.content["body"] for m in inbound_messages(db_session)] == ["Hello", "Are you there?"]
+    assert the_conversation(db_session).assigned_agent_id is None
+
+
+@pytest.mark.parametrize("word,state", [("STOP", ConsentState.opted_out), (" parar ", ConsentState.opted_out),
+                                        ("Cancelar", ConsentState.opted_out), ("START", ConsentState.opted_in)])
+def test_keywords_change_consent_and_queue_a_confirmation(deliver, db_session, published, word, state):
+    deliver(inbound(text(word)))
+    contact = db_session.execute(select(Contact)).scalar_one()
+    assert contact.marketing_consent == state and contact.utility_consent == state
+    [reply] = db_session.execute(select(Message).where(Message.direction == Direction.outbound)).scalars()
+    assert reply.sender_type.value == "system" and reply.status == MessageStatus.queued
+    assert (SEND_MESSAGE, {"message_id": str(reply.id), "org_id": str(contact.organization_id)}) in published
+
+
+def test_keywords_are_configurable_per_organization(deliver, db_session, organization):
+    organization.settings = {"opt_out_keywords": ["BASTA"]}
+    db_session.flush()
+    deliver(inbound(text("stop")))
+    assert db_session.execute(select(Contact)).scalar_one().marketing_consent == ConsentState.unknown
+    deliver(inbound(text("basta")))
+    assert db_session.execute(select(Contact)).scalar_one().marketing_consent == ConsentState.opted_out
+
+
+def test_agents_at_capacity_leave_conversations_waiting_until_one_frees(deliver, db_session, agent, client, login,
+                                                                       published):
+    deliver(inbound(text("one"), wa_id="16505550001"))
+    deliver(inbound(text("two"), wa_id="16505550002"))
+    first, second = db_session.execute(select(Conversation).order_by(Conversation.created_at)).scalars().all()
+    assert first.assigned_agent_id == agent.id
+    assert second.assigned_agent_id is None and second.waiting_since is not None  # capacity 1
+    response = client.post(f"/api/v1/conversations/{first.id}/close", headers=login(agent))
+    assert response.status_code == 200
+    assert (ASSIGN_WAITING, {"org_id": str(first.organization_id)}) in published
+    from workers.tasks.webhooks import assign_waiting
+
+    assign_waiting(org_id=str(first.organization_id))
+    db_session.expire_all()
+    assert db_session.get(Conversation, second.id).assigned_agent_id == agent.id
+
+
+def _reply(client, conversation, headers, body="Thanks!", **extra):
+    return client.post(f"/api/v1/conversations/{conversation.id}/messages", json=text(body),
+                       headers={**headers, **extra})
+
+
+def test_a_reply_is_queued_and_the_same_idempotency_key_returns_the_same_message(deliver, db_session, client, login,
+                                                                                   agent, published):
+    deliver(inbound(text("Hi")))
+    conversation = the_conversation(db_session)
+    first = _reply(client, conversation, login(agent), **{"Idempotency-Key": "reply-1"})
+    assert first.status_code == 202 and first.get_json()["status"] == "queued"
+    second = _reply(client, conversation, login(agent), **{"Idempotency-Key": "reply-1"})
+    assert second.status_code == 202 and second.get_json()["id"] == first.get_json()["id"]
+    assert [name for name, _ in published].count(SEND_MESSAGE) == 1
+
+
+def test_free_form_outside_the_window_is_refused_naming_the_templates(deliver, db_session, client, admin_headers,
+                                                                      organization):
+    deliver(inbound(text("Hi")))
+    conversation = the_conversation(db_session)
+    conversation.window_expires_at = utcnow() - dt.timedelta(seconds=1)
+    db_session.add(MessageTemplate(organization_id=organization.id, waba_id=NUMBER["waba_id"], name="follow_up",
+                                   language="en_US", category="UTILITY", status="APPROVED",
+                                   components=[{"type": "BODY", "text": "Hello again"}]))
+    db_session.add(MessageTemplate(organization_id=organization.id, waba_id=NUMBER["waba_id"], name="draft_one",
+                                   language="en_US", category="UTILITY", status="PENDING",
+                                   components=[{"type": "BODY", "text": "Not yet"}]))
+    db_session.flush()
+    response = _reply(client, conversation, admin_headers)
+    assert response.status_code == 409
+    body = response.get_json()
+    assert body["code"] == "window_closed"
+    assert [t["name"] for t in body["details"]["templates"]] == ["follow_up"]
+    assert db_session.execute(select(Message).where(Message.direction == Direction.outbound)).first() is None
+
+
+def test_the_window_is_checked_again_at_send_time(deliver, db_session, client, admin_headers):
+    deliver(inbound(text("Hi")))
+    conversation = the_conversation(db_session)
+    message_id = _reply(client, conversation, admin_headers).get_json()["id"]
+    conversation.window_expires_at = utcnow() - dt.timedelta(seconds=1)  # it closed while the message waited
+    db_session.flush()
+    assert messages.prepare_send(db_session, message_id=message_id) is None
+    failed = db_session.get(Message, message_id)
+    assert (failed.status, failed.error_code) == (MessageStatus.failed, "window_closed")
+
+
+def test_an_expired_trial_refuses_sends(deliver, db_session, client, admin_headers, organization):
+    deliver(inbound(text("Hi")))
+    organization.subscription_status = SubscriptionStatus.expired
+    db_session.flush()
+    response = _reply(client, the_conversation(db_session), admin_headers)
+    assert response.status_code == 403 and response.get_json()["code"] == "trial_expired"
+
+
+def test_a_message_not_yet_due_is_not_sent(deliver, db_session, client, admin_headers):
+    deliver(inbound(text("Hi")))
+    message_id = _reply(client, the_conversation(db_session), admin_headers).get_json()["id"]
+    db_session.get(Message, message_id).next_attempt_at = utcnow() + dt.timedelta(seconds=30)
+    db_session.flush()
+    plan = messages.prepare_send(db_session, message_id=message_id)
+    assert isinstance(plan, NotDue) and 25 < plan.retry_in <= 30
+
+
+def _sent_message(deliver, db_session, client, admin_headers, wamid):
+    deliver(inbound(text("Hi")))
+    message_id = _reply(client, the_conversation(db_session), admin_headers).get_json()["id"]
+    assert messages.claim_send(db_session, message_id=db_session.get(Message, message_id).id)
+    messages.record_sent(db_session, message_id=db_session.get(Message, message_id).id, wamid=wamid)
+    return message_id
+
+
+def test_statuses_move_forward_only_and_a_late_delivered_changes_nothing(deliver, db_session, client, admin_headers):
+    message_id = _sent_message(deliver, db_session, client, admin_headers, "wamid.out-1")
+    deliver(statuses({"id": "wamid.out-1", "status": "read"}))
+    deliver(statuses({"id": "wamid.out-1", "status": "delivered"}))
+    deliver(statuses({"id": "wamid.out-1", "status": "failed", "errors": [{"code": 131026, "title": "x"}]}))
+    message = db_session.get(Message, message_id)
+    assert message.status == MessageStatus.read and message.delivered_at is not None and message.error_code is None
+    assert the_conversation(db_session).messages_out_count == 1
+
+
+def test_a_failed_status_records_metas_code(deliver, db_session, client, admin_headers):
+    message_id = _sent_message(deliver, db_session, client, admin_headers, "wamid.out-2")
+    deliver(statuses({"id": "wamid.out-2", "status": "failed",
+                      "errors": [{"code": 131026, "title": "Message undeliverable",
+                                  "error_data": {"details": "Not on WhatsApp"}}]}))
+    message = db_session.get(Message, message_id)
+    assert (message.status, message.error_code, message.error_message) == (MessageStatus.failed, "131026",
+                                                                           "Not on WhatsApp")
+
+
+def test_a_status_for_an_unknown_wamid_is_matched_by_our_callback_data(deliver, db_session, client, admin_headers):
+    deliver(inbound(text("Hi")))
+    message_id = _reply(client, the_conversation(db_session), admin_headers).get_json()["id"]
+    assert messages.claim_send(db_session, message_id=db_session.get(Message, message_id).id)
+    messages.mark_unknown(db_session, message_id=db_session.get(Message, message_id).id, reason="read timeout")
+    deliver(statuses({"id": "wamid.settles-it", "status": "delivered",
+                      "biz_opaque_callback_data": messages.callback_data(message_id)},
+                     {"id": "wamid.nobody-knows", "status": "delivered"}))
+    message = db_session.get(Message, message_id)
+    assert (message.status, message.wamid) == (MessageStatus.delivered, "wamid.settles-it")
+
+
+def test_the_inbox_lists_filters_and_hides_other_agents_conversations(deliver, db_session, client, login, agent,
+                                                                      organization, admin_headers):
+    deliver(inbound(text("mine"), wa_id="16505550011"))
+    deliver(inbound(text("theirs"), wa_id="16505550012"))
+    mine, theirs = db_session.execute(select(Conversation).order_by(Conversation.created_at)).scalars().all()
+    other = make_user(db_session, organization, role="agent")
+    department = make_department(db_session, organization, name="Billing")
+    theirs.assigned_agent_id, theirs.department_id = other.id, department.id
+    db_session.flush()
+
+    listed = client.get("/api/v1/conversations/", headers=login(agent)).get_json()["items"]
+    assert [c["id"] for c in listed] == [str(mine.id)]
+    assert client.get(f"/api/v1/conversations/{theirs.id}", headers=login(agent)).status_code == 404
+    everything = client.get("/api/v1/conversations/?has_unread=true", headers=admin_headers).get_json()["items"]
+    assert {c["id"] for c in everything} == {str(mine.id), str(theirs.id)}
+    unassigned = client.get(f"/api/v1/conversations/?assigned_agent_id={other.id}", headers=admin_headers)
+    assert [c["id"] for c in unassigned.get_json()["items"]] == [str(theirs.id)]
+    page = client.get("/api/v1/conversations/?limit=1", headers=admin_headers).get_json()
+    rest = client.get(f"/api/v1/conversations/?limit=1&cursor={page['next_cursor']}", headers=admin_headers).get_json()
+    assert {page["items"][0]["id"], rest["items"][0]["id"]} == {str(mine.id), str(theirs.id)}
+
+
+def test_mark_read_zeroes_unread_and_sends_the_receipt_for_the_last_inbound(deliver, db_session, client,
+                                                                           admin_headers, published):
+    deliver(inbound(text("one"), text("two")))
+    conversation = the_conversation(db_session)
+    response = client.post(f"/api/v1/conversations/{conversation.id}/read", headers=admin_headers)
+    assert response.status_code == 202 and response.get_json()["unread_count"] == 0
+    last = inbound_messages(db_session)[-1]
+    assert ("sends.mark_read", {"conversation_id": str(conversation.id), "message_id": str(last.id),
+                                "org_id": str(conversation.organization_id)}) in published
+
+
+def test_a_direct_message_to_a_new_phone_creates_the_contact_and_is_refused_without_a_window(
+    client, db_session, number, admin_headers
+):
+    response = client.post("/api/v1/messages/", headers=admin_headers,
+                           json={"number_id": number["id"], "to": "+44 7911 123456", **text("Hello")})
+    assert response.status_code == 409 and response.get_json()["code"] == "window_closed"
+    bad = client.post("/api/v1/messages/", headers=admin_headers,
+                      json={"number_id": number["id"], "to": "12", **text("Hello")})
+    assert bad.status_code == 422 and bad.get_json()["code"] == "invalid_phone"
+
+
+def test_invalid_message_bodies_are_a_clear_422(deliver, db_session, client, admin_headers):
+    deliver(inbound(text("Hi")))
+    conversation = the_conversation(db_session)
+    url = f"/api/v1/conversations/{conversation.id}/messages"
+    too_many = {"type": "interactive", "interactive": {"type": "button", "body": {"text": "Pick"}, "action": {
+        "buttons": [{"type": "reply", "reply": {"id": str(i), "title": f"B{i}"}} for i in range(4)]}}}
+    response = client.post(url, json=too_many, headers=admin_headers)
+    assert response.status_code == 422 and "3 buttons" in response.get_json()["message"]
+    missing = client.post(url, json={"type": "image"}, headers=admin_headers)
+    assert missing.status_code == 422
+
