@@ -270,7 +270,6 @@ class Result:
     ok: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list)  # open loop: from the scheduled send time
-    service_ms: list[float] = field(default_factory=list)  # open loop: from the actual send time
     started: float = float("inf")
     finished: float = 0.0
     unsent: int = 0
@@ -281,7 +280,6 @@ class Result:
         for key, count in other.errors.items():
             self.errors[key] = self.errors.get(key, 0) + count
         self.latencies_ms += other.latencies_ms
-        self.service_ms += other.service_ms
         self.started = min(self.started, other.started)
         self.finished = max(self.finished, other.finished)
         self.unsent += other.unsent
@@ -333,7 +331,6 @@ def client_process(mode: str, port: int, secret: bytes, count: int, index: int, 
                     break
                 if scheduled > now:
                     time.sleep(scheduled - now)
-                sent = time.perf_counter()
                 try:
                     status, body = connection.exchange(request)
                 except OSError as exc:
@@ -342,7 +339,6 @@ def client_process(mode: str, port: int, secret: bytes, count: int, index: int, 
                 done = time.perf_counter()
                 _check(result, status, body)
                 result.latencies_ms.append((done - scheduled) * 1000)
-                result.service_ms.append((done - sent) * 1000)
             result.finished = time.perf_counter()
     finally:
         result.client_cpu = time.process_time() - cpu

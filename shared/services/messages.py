@@ -40,7 +40,7 @@ from shared.models.base import utcnow
 from shared.queueing.names import SEND_MESSAGE
 from shared.queueing.publish import enqueue_on_commit
 from shared.phones import normalize_phone
-from shared.services import consent, contacts, conversations, numbers, organizations, templates
+from shared.services import consent, contacts, conversations, media, numbers, organizations, templates
 from shared.whatsapp import outbound
 from shared.whatsapp.payloads import MessageStatus as StatusUpdate
 
@@ -110,11 +110,19 @@ def approved_templates(session: Session, *, number: WhatsAppNumber) -> list[dict
     return [{"id": str(t.id), "name": t.name, "language": t.language, "category": t.category} for t in rows]
 
 
-def _check_content(message_type: str, content: Any) -> Any:
-    """Meta's own body object for the type, checked with the same builders the client uses."""
+def _check_content(org_id: uuid.UUID, message_type: str, content: Any) -> Any:
+    """Meta's own body object for the type, checked with the same builders the client uses.
+
+    Media may also name a file uploaded to PyTake (`{"upload": key}`): the send worker uploads it to Meta.
+    """
     if not isinstance(content, (dict, list)):
         raise MessageInvalidError(f"`{message_type}` must be an object", details={"field": message_type})
     try:
+        if message_type in outbound.MEDIA_TYPES and "upload" in content:
+            media.check_upload(org_id=org_id, media_type=message_type, key=str(content["upload"]))
+            checked = outbound.media_content(message_type, media_id="pending-upload", caption=content.get("caption"),
+                                             filename=content.get("filename"))
+            return {**{k: v for k, v in checked.items() if k != "id"}, "upload": content["upload"]}
         if message_type == "text":
             return outbound.text_content(content.get("body", ""), preview_url=bool(content.get("preview_url")))
         if message_type in outbound.MEDIA_TYPES:
@@ -226,7 +234,7 @@ def queue_message(
             raise MessageInvalidError("a template message needs template_id", details={"field": "template_id"})
         template, content = _template_content(session, org.id, spec)
     else:
-        content = _check_content(message_type, spec.get(message_type))
+        content = _check_content(org.id, message_type, spec.get(message_type))
     number, contact = conversations.number_and_contact(session, conversation)
     now = utcnow()
     refusal = _refusal(session, conversation=conversation, contact=contact, number=number,
@@ -503,3 +511,7 @@ def conversation_for_recipient(session: Session, *, org: Organization, number_id
         if contact is None:
             contact = contacts.create_contact(session, org=org, phone=phone.e164)
     return conversations.get_or_open(session, org_id=org.id, number_id=number.id, contact_id=contact.id)
+
+
+def record_media_id(session: Session, *, message_id: uuid.UUID, media_id: str) -> None:
+    _locked(session, message_id).media_id = media_id

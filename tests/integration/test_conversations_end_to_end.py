@@ -352,3 +352,33 @@ def test_concurrent_automatic_assignments_never_exceed_a_capacity(committed, mig
     assert loads == {agent_ids[0]: 2, agent_ids[1]: 2}
     waiting = [row for row in rows if row.assigned_agent_id is None]
     assert len(waiting) == 6 and all(row.waiting_since is not None for row in waiting)
+
+
+PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
+       b"\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+
+
+def test_media_goes_both_ways_stored_first_and_fetched_or_uploaded_by_the_workers(inbox):
+    from shared.storage import get_storage
+
+    wa_id = customer()
+    response = requests.post(f"{inbox.sandbox}/_sandbox/numbers/{PHONE_NUMBER_ID}/inbound",
+                             json={"from": wa_id, "type": "image", "image": {"caption": "the damage"}}, timeout=10)
+    response.raise_for_status()
+    conversation = wait_for(lambda: inbox.conversation_of(wa_id), timeout=30, what="the conversation")
+    fetched = wait_for(lambda: (rows := inbox.messages_of(conversation.id, Direction.inbound)) and rows[0].media_key
+                       and rows[0], timeout=30, what="the inbound image to be fetched")
+    assert fetched.content["caption"] == "the damage"
+    with get_storage().open(fetched.media_key) as handle:
+        assert handle.read() == b"sandbox image bytes"
+
+    uploaded = inbox.api("POST", "/media", inbox.agent, files={"file": ("photo.png", PNG, "image/png")})
+    assert uploaded.status_code == 201, uploaded.text
+    reply = inbox.api("POST", f"/conversations/{conversation.id}/messages", inbox.agent,
+                      json={"type": "image", "image": {"upload": uploaded.json()["upload"], "caption": "our photo"}})
+    assert reply.status_code == 202, reply.text
+    sent = wait_for(lambda: (m := inbox.message(reply.json()["id"])).status in TERMINAL and m, timeout=45,
+                    what="the image to be sent")
+    assert sent.status != MessageStatus.failed, sent.error_message
+    [at_sandbox] = inbox.sent_to(wa_id)
+    assert at_sandbox["type"] == "image" and at_sandbox["request"]["image"]["id"] == sent.media_id

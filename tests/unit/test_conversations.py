@@ -337,3 +337,24 @@ def test_invalid_message_bodies_are_a_clear_422(deliver, db_session, client, adm
     missing = client.post(url, json={"type": "image"}, headers=admin_headers)
     assert missing.status_code == 422
 
+
+
+def test_an_upload_of_the_wrong_type_for_the_message_is_refused(deliver, db_session, client, admin_headers):
+    import io
+
+    deliver(inbound(text("Hi")))
+    conversation = the_conversation(db_session)
+    uploaded = client.post("/api/v1/media", headers=admin_headers, content_type="multipart/form-data",
+                           data={"file": (io.BytesIO(b"%PDF-1.4 tiny"), "terms.pdf", "application/pdf")})
+    assert uploaded.status_code == 201, uploaded.get_json()
+    key = uploaded.get_json()["upload"]
+    as_image = client.post(f"/api/v1/conversations/{conversation.id}/messages", headers=admin_headers,
+                           json={"type": "image", "image": {"upload": key}})
+    assert as_image.status_code == 422 and as_image.get_json()["code"] == "invalid_media"
+    as_document = client.post(f"/api/v1/conversations/{conversation.id}/messages", headers=admin_headers,
+                              json={"type": "document", "document": {"upload": key, "filename": "terms.pdf"}})
+    assert as_document.status_code == 202
+    assert as_document.get_json()["content"] == {"upload": key, "filename": "terms.pdf"}
+    someone_elses = client.post(f"/api/v1/conversations/{conversation.id}/messages", headers=admin_headers,
+                                json={"type": "document", "document": {"upload": "uploads/other-org/x.pdf"}})
+    assert someone_elses.status_code == 422

@@ -39,6 +39,7 @@ API_BLUEPRINTS = [
     ("webhooks", webhooks.blp),
     ("conversations", conversations.blp),
     ("messages", messages.blp),
+    ("media", messages.media_blp),
 ]
 
 

@@ -6,12 +6,15 @@ from flask_smorest import Blueprint
 
 from shared.models import SenderType
 from shared.permissions import Permission
-from shared.services import messages
+from shared.errors import InvalidInputError
+from shared.services import media, messages
 from web.auth import current_org, current_principal, require_org_id, requires
 from web.db import get_session
-from web.schemas.conversations import DirectMessageCreateSchema, MessageSchema
+from web.schemas.conversations import DirectMessageCreateSchema, MediaUploadedSchema, MediaUploadSchema, MessageSchema
+from web.views import accepts_upload
 
 blp = Blueprint("messages", __name__, description="Send to a phone number or contact; follow a message's status")
+media_blp = Blueprint("media", __name__, description="Files to send in media messages")
 
 
 @blp.route("/", strict_slashes=False)
@@ -42,3 +45,18 @@ class MessageItem(MethodView):
     def get(self, message_id):
         """One message with its status steps and, when it failed, Meta's code and reason."""
         return messages.get_message(get_session(), org_id=require_org_id(), message_id=message_id)
+
+
+@media_blp.route("/", strict_slashes=False)
+class MediaUpload(MethodView):
+    @requires(Permission.conversations_reply)
+    @accepts_upload()
+    @media_blp.arguments(MediaUploadSchema, location="files")
+    @media_blp.response(201, MediaUploadedSchema)
+    def post(self, files):
+        """Upload a file (multipart `file`); send it with `{"type": "image", "image": {"upload": "<upload>"}}`.
+        Meta's types and sizes apply (image JPEG/PNG 5 MB, video/audio 16 MB, document 100 MB, sticker WebP)."""
+        upload = files["file"]
+        if not getattr(upload, "filename", None):
+            raise InvalidInputError("Send the file as the multipart field `file`", details={"field": "file"})
+        return media.save_upload(org_id=require_org_id(), mime_type=upload.mimetype, stream=upload.stream)

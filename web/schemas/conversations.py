@@ -149,3 +149,13 @@ class TimelineEventSchema(ma.Schema):
     actor = ma.fields.String(allow_none=True)
     data = ma.fields.Dict()
     occurred_at = ma.fields.AwareDateTime()
+
+
+class MediaUploadSchema(ma.Schema):
+    file = ma.fields.Raw(required=True, metadata={"type": "string", "format": "binary"})
+
+
+class MediaUploadedSchema(ma.Schema):
+    upload = ma.fields.String(metadata={"description": "Name it in a media message: {\"image\": {\"upload\": ...}}"})
+    mime_type = ma.fields.String()
+    size_bytes = ma.fields.Integer()

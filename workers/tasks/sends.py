@@ -21,7 +21,7 @@ from shared import crypto, ratelimit
 from shared.db import unit_of_work
 from shared.queueing import names
 from shared.queueing.celery_app import celery_app
-from shared.services import conversations, messages
+from shared.services import conversations, media, messages
 from shared.services.messages import NotDue, SendPlan
 from shared.settings import get_settings
 from shared.whatsapp.client import GraphClient
@@ -90,11 +90,39 @@ def send_message(self, message_id: str, org_id: str) -> None:
     _deliver(self, plan, org_id)
 
 
+def _uploaded(task, plan: SendPlan, org_id: str, client: GraphClient):
+    """The content to send: a file uploaded to PyTake goes to Meta first and is sent by its media id."""
+    content = plan.content
+    if not (isinstance(content, dict) and "upload" in content):
+        return content
+    key = content["upload"]
+    try:
+        meta_id = client.upload_media(plan.phone_number_id, media.read_upload(key), media.mime_type_of(key),
+                                      content.get("filename") or key.rsplit("/", 1)[-1])
+    except GraphAPIError as exc:
+        _on_graph_error(task, plan, org_id, exc)
+        return None
+    except GraphTransportError as exc:  # an upload that may have happened sends nothing: safe to try again
+        delay = _jittered(min(300.0, 2.0 * 2 ** plan.attempts))
+        with unit_of_work() as session:
+            messages.requeue(session, message_id=plan.message_id, delay_seconds=delay, code="upload_failed",
+                             reason=str(exc))
+        _retry_later(task, str(plan.message_id), org_id, delay)
+        return None
+    with unit_of_work() as session:
+        messages.record_media_id(session, message_id=plan.message_id, media_id=meta_id)
+    return {**{k: v for k, v in content.items() if k != "upload"}, "id": meta_id}
+
+
 def _deliver(task, plan: SendPlan, org_id: str) -> None:
     message_id = str(plan.message_id)
+    client = _client(plan.access_token_encrypted)
+    content = _uploaded(task, plan, org_id, client)
+    if content is None:
+        return
     try:
-        result = _client(plan.access_token_encrypted).send_message(
-            plan.phone_number_id, plan.to, plan.type, plan.content,
+        result = client.send_message(
+            plan.phone_number_id, plan.to, plan.type, content,
             context_message_id=plan.context_wamid, biz_opaque_callback_data=messages.callback_data(plan.message_id),
         )
     except GraphAPIError as exc:
