@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.audit import audit_on_commit
+
 from shared import crypto
 from shared.errors import ConflictError, NotFoundError
 from shared.models import NumberStatus, Organization, WhatsAppNumber
@@ -81,8 +83,13 @@ def list_numbers(session: Session, *, org_id: uuid.UUID) -> list[WhatsAppNumber]
 
 
 def update_number(session: Session, *, number: WhatsAppNumber, changes: dict[str, Any]) -> WhatsAppNumber:
+    """New credentials resume sends paused by a refused token; the message sweep then sends what waited."""
     for field, value in _encrypt_credentials(changes).items():
         setattr(number, field, value)
+    if "access_token" in changes and number.sends_paused_at is not None:
+        number.sends_paused_at = number.sends_paused_reason = None
+        audit_on_commit(session, org_id=number.organization_id, action="numbers.sends_resumed", subject_type="number",
+                        subject_id=number.id, actor_id=None)
     session.flush()
     return number
 

@@ -382,3 +382,40 @@ def test_media_goes_both_ways_stored_first_and_fetched_or_uploaded_by_the_worker
     assert sent.status != MessageStatus.failed, sent.error_message
     [at_sandbox] = inbox.sent_to(wa_id)
     assert at_sandbox["type"] == "image" and at_sandbox["request"]["image"]["id"] == sent.media_id
+
+
+def test_a_refused_token_pauses_the_number_until_new_credentials_and_then_the_message_goes(inbox):
+    wa_id = customer()
+    inbox.customer_says(wa_id, "Hello?")
+    conversation = wait_for(lambda: inbox.conversation_of(wa_id), timeout=30, what="the conversation")
+    inbox.sandbox_number(access_token="EAAG-rotated-at-meta")  # Meta no longer takes the token we hold
+    reply = inbox.api("POST", f"/conversations/{conversation.id}/messages", inbox.agent,
+                      json={"type": "text", "text": {"body": "Sorry for the wait"}})
+    assert reply.status_code == 202
+
+    def paused():
+        number = inbox.api("GET", f"/numbers/{inbox.number_id}", inbox.admin).json()
+        return number["sends_paused_at"] and number
+
+    number = wait_for(paused, timeout=30, what="the number to be paused")
+    assert "190" in number["sends_paused_reason"]
+    assert inbox.message(reply.json()["id"]).status == MessageStatus.queued  # waiting, not lost, not failed
+
+    fixed = inbox.api("PATCH", f"/numbers/{inbox.number_id}", inbox.admin, json={"access_token": "EAAG-rotated-at-meta"})
+    assert fixed.status_code == 200 and fixed.json()["sends_paused_at"] is None
+    sent = wait_for(lambda: (m := inbox.message(reply.json()["id"])).status in TERMINAL and m, timeout=45,
+                    what="the message to go once the number is resumed")
+    assert sent.status in (MessageStatus.sent, MessageStatus.delivered, MessageStatus.read), sent.error_message
+    assert len(inbox.sent_to(wa_id)) == 1
+
+
+def test_an_undeliverable_number_fails_the_message_with_metas_code(inbox):
+    wa_id = customer()
+    inbox.customer_says(wa_id, "hi")
+    conversation = wait_for(lambda: inbox.conversation_of(wa_id), timeout=30, what="the conversation")
+    inbox.sandbox_number(undeliverable=[wa_id])
+    reply = inbox.api("POST", f"/conversations/{conversation.id}/messages", inbox.agent,
+                      json={"type": "text", "text": {"body": "Can you read this?"}})
+    failed = wait_for(lambda: (m := inbox.message(reply.json()["id"])).status == MessageStatus.failed and m,
+                      timeout=45, what="the failed status")
+    assert failed.error_code == "131026"

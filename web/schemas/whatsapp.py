@@ -21,6 +21,9 @@ class NumberSchema(ma.Schema):
     default_chatbot_id = ma.fields.UUID(allow_none=True)
     has_verify_token = ma.fields.Method("_has_verify_token")
     last_synced_at = ma.fields.AwareDateTime(allow_none=True)
+    sends_paused_at = ma.fields.AwareDateTime(
+        allow_none=True, metadata={"description": "Meta refused the token or account: sends wait until new credentials"})
+    sends_paused_reason = ma.fields.String(allow_none=True)
     created_at = ma.fields.AwareDateTime()
 
     def _has_verify_token(self, number) -> bool:
