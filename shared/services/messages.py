@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -40,7 +40,7 @@ from shared.models.base import utcnow
 from shared.queueing.names import SEND_MESSAGE
 from shared.queueing.publish import enqueue_on_commit
 from shared.phones import normalize_phone
-from shared.services import consent, contacts, conversations, media, numbers, organizations, templates
+from shared.services import consent, contacts, conversations, media, numbers, organizations, plans, templates
 from shared.whatsapp import outbound
 from shared.whatsapp.payloads import MessageStatus as StatusUpdate
 
@@ -227,6 +227,8 @@ def queue_message(
         if existing is not None:
             return existing, False
     organizations.ensure_can_send(session, org_id=org.id)
+    if sender_type != SenderType.system:  # a keyword's confirmation always goes: it is the law, not marketing
+        plans.check_limit(session, org=org, resource="monthly_messages")
     message_type = spec["type"]
     template = None
     if message_type == "template":
@@ -515,3 +517,14 @@ def conversation_for_recipient(session: Session, *, org: Organization, number_id
 
 def record_media_id(session: Session, *, message_id: uuid.UUID, media_id: str) -> None:
     _locked(session, message_id).media_id = media_id
+
+
+def _count_monthly_messages(session: Session, org_id: uuid.UUID) -> int:
+    return session.execute(
+        select(func.count()).select_from(Message)
+        .where(Message.organization_id == org_id, Message.direction == Direction.outbound,
+               Message.created_at >= plans.month_start())
+    ).scalar_one()
+
+
+plans.register_usage_counter("monthly_messages", _count_monthly_messages)

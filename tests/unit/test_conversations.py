@@ -358,3 +358,21 @@ def test_an_upload_of_the_wrong_type_for_the_message_is_refused(deliver, db_sess
     someone_elses = client.post(f"/api/v1/conversations/{conversation.id}/messages", headers=admin_headers,
                                 json={"type": "document", "document": {"upload": "uploads/other-org/x.pdf"}})
     assert someone_elses.status_code == 422
+
+
+def test_the_plans_monthly_message_limit_holds(deliver, db_session, client, admin_headers, organization):
+    from shared.models import Plan
+
+    deliver(inbound(text("Hi")))
+    conversation = the_conversation(db_session)
+    db_session.get(Plan, db_session.execute(select(Plan.id).where(Plan.code == "free")).scalar_one()
+                   ).max_monthly_messages = 1
+    organization.plan_code = "free"
+    db_session.flush()
+    db_session.expire(organization)
+    assert _reply(client, conversation, admin_headers).status_code == 202
+    over = _reply(client, conversation, admin_headers, body="one more")
+    assert over.status_code == 403 and over.get_json()["code"] == "plan_limit_exceeded"
+    assert over.get_json()["details"]["limit"] == 1
+    usage = client.get(f"/api/v1/organizations/{organization.id}/usage", headers=admin_headers).get_json()
+    assert usage["resources"]["monthly_messages"] == {"used": 1, "limit": 1, "remaining": 0, "counted": True}
