@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, func, text
+import enum
+
+from sqlalchemy import DateTime, Enum, ForeignKey, MetaData, func, text
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
@@ -23,6 +25,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def pg_enum(enum_cls: type[enum.Enum], name: str) -> Enum:
+    """A PostgreSQL enum type named `name` storing the members' values (not their Python names)."""
+    return Enum(enum_cls, name=name, values_callable=lambda e: [m.value for m in e])
 
 
 def utcnow() -> dt.datetime:

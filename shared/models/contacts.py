@@ -7,15 +7,12 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Enum, ForeignKey, Index, Integer, String, Table, Text, func, text
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Table, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared.models.base import Base, SoftDeleteMixin, TenantMixin
+from shared.models.base import Base, SoftDeleteMixin, TenantMixin, pg_enum
 
-
-def _enum(enum_cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(enum_cls, name=name, values_callable=lambda e: [m.value for m in e])
 
 
 class ConsentState(str, enum.Enum):
@@ -107,10 +104,10 @@ class Contact(TenantMixin, SoftDeleteMixin, Base):
     blocked_at: Mapped[dt.datetime | None]
     # Derived from the consent ledger by shared/services/consent.py, kept here so filters stay fast.
     marketing_consent: Mapped[ConsentState] = mapped_column(
-        _enum(ConsentState, "consent_state"), default=ConsentState.unknown, server_default="unknown"
+        pg_enum(ConsentState, "consent_state"), default=ConsentState.unknown, server_default="unknown"
     )
     utility_consent: Mapped[ConsentState] = mapped_column(
-        _enum(ConsentState, "consent_state"), default=ConsentState.unknown, server_default="unknown"
+        pg_enum(ConsentState, "consent_state"), default=ConsentState.unknown, server_default="unknown"
     )
     first_inbound_at: Mapped[dt.datetime | None]
     last_inbound_at: Mapped[dt.datetime | None]
@@ -134,9 +131,9 @@ class ConsentEvent(TenantMixin, Base):
     __table_args__ = (Index("ix_consent_events_contact_id_occurred_at", "contact_id", "occurred_at"),)
 
     contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
-    action: Mapped[ConsentAction] = mapped_column(_enum(ConsentAction, "consent_action"))
-    scope: Mapped[ConsentScope] = mapped_column(_enum(ConsentScope, "consent_scope"))
-    source: Mapped[ConsentSource] = mapped_column(_enum(ConsentSource, "consent_source"))
+    action: Mapped[ConsentAction] = mapped_column(pg_enum(ConsentAction, "consent_action"))
+    scope: Mapped[ConsentScope] = mapped_column(pg_enum(ConsentScope, "consent_scope"))
+    source: Mapped[ConsentSource] = mapped_column(pg_enum(ConsentSource, "consent_source"))
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     actor: Mapped[str | None] = mapped_column(String(200))  # who, when not a user: "customer", "import <id>"
     evidence: Mapped[str | None] = mapped_column(Text)
@@ -165,7 +162,7 @@ class AttributeDefinition(TenantMixin, Base):
 
     key: Mapped[str] = mapped_column(String(64))
     label: Mapped[str] = mapped_column(String(100))
-    type: Mapped[AttributeType] = mapped_column(_enum(AttributeType, "attribute_type"))
+    type: Mapped[AttributeType] = mapped_column(pg_enum(AttributeType, "attribute_type"))
 
 
 class ContactImport(TenantMixin, Base):

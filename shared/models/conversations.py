@@ -7,15 +7,12 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, Enum, ForeignKey, Identity, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, ForeignKey, Identity, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, TenantMixin
+from shared.models.base import Base, TenantMixin, pg_enum
 
-
-def _enum(enum_cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(enum_cls, name=name, values_callable=lambda e: [m.value for m in e])
 
 
 class ConversationStatus(str, enum.Enum):
@@ -79,13 +76,13 @@ class Conversation(TenantMixin, Base):
     contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     number_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("whatsapp_numbers.id", ondelete="CASCADE"))
     status: Mapped[ConversationStatus] = mapped_column(
-        _enum(ConversationStatus, "conversation_status"), default=ConversationStatus.open, server_default="open"
+        pg_enum(ConversationStatus, "conversation_status"), default=ConversationStatus.open, server_default="open"
     )
     priority: Mapped[Priority] = mapped_column(
-        _enum(Priority, "conversation_priority"), default=Priority.medium, server_default="medium"
+        pg_enum(Priority, "conversation_priority"), default=Priority.medium, server_default="medium"
     )
     owner: Mapped[ConversationOwner] = mapped_column(
-        _enum(ConversationOwner, "conversation_owner"), default=ConversationOwner.none, server_default="none"
+        pg_enum(ConversationOwner, "conversation_owner"), default=ConversationOwner.none, server_default="none"
     )
     assigned_agent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     department_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("departments.id", ondelete="SET NULL"))
@@ -124,13 +121,13 @@ class Message(TenantMixin, Base):
     conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
     number_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("whatsapp_numbers.id", ondelete="CASCADE"))
-    direction: Mapped[Direction] = mapped_column(_enum(Direction, "message_direction"))
+    direction: Mapped[Direction] = mapped_column(pg_enum(Direction, "message_direction"))
     type: Mapped[str] = mapped_column(String(30))  # Meta's type: text, image, template, interactive, ...
     content: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
     wamid: Mapped[str | None] = mapped_column(Text)
     # Arrival order, assigned as messages are stored: what "in order" means for one conversation.
     sequence: Mapped[int] = mapped_column(BigInteger, Identity(always=False))
-    status: Mapped[MessageStatus] = mapped_column(_enum(MessageStatus, "message_status"))
+    status: Mapped[MessageStatus] = mapped_column(pg_enum(MessageStatus, "message_status"))
     queued_at: Mapped[dt.datetime | None]
     sent_at: Mapped[dt.datetime | None]
     delivered_at: Mapped[dt.datetime | None]
@@ -140,7 +137,7 @@ class Message(TenantMixin, Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     context_wamid: Mapped[str | None] = mapped_column(Text)  # the message this one replies to
     referral: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    sender_type: Mapped[SenderType] = mapped_column(_enum(SenderType, "message_sender_type"))
+    sender_type: Mapped[SenderType] = mapped_column(pg_enum(SenderType, "message_sender_type"))
     sender_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     campaign_id: Mapped[uuid.UUID | None]
     template_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("message_templates.id", ondelete="SET NULL"))

@@ -11,11 +11,11 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Enum, ForeignKey, Index, SmallInteger, String, Text, text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, SmallInteger, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, TenantMixin
+from shared.models.base import Base, TenantMixin, pg_enum
 
 
 class JobStatus(str, enum.Enum):
@@ -54,7 +54,7 @@ class Job(TenantMixin, Base):
     kind: Mapped[str] = mapped_column(String(100))
     task_name: Mapped[str] = mapped_column(String(200))
     status: Mapped[JobStatus] = mapped_column(
-        Enum(JobStatus, name="job_status", values_callable=lambda e: [m.value for m in e]),
+        pg_enum(JobStatus, "job_status"),
         default=JobStatus.queued,
         server_default=JobStatus.queued.value,
     )

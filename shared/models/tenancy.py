@@ -7,16 +7,13 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Enum, ForeignKey, Index, Integer, String, Table, func, text
+from sqlalchemy import Column, DateTime, ForeignKey, Index, Integer, String, Table, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from shared.models.base import Base, SoftDeleteMixin, TenantMixin
+from shared.models.base import Base, SoftDeleteMixin, TenantMixin, pg_enum
 from shared.permissions import Role
 
-
-def _enum(enum_cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(enum_cls, name=name, values_callable=lambda e: [m.value for m in e])
 
 
 class SubscriptionStatus(str, enum.Enum):
@@ -52,7 +49,7 @@ class Organization(SoftDeleteMixin, Base):
         ForeignKey("plans.code", onupdate="CASCADE"), server_default=text("'free'")
     )
     subscription_status: Mapped[SubscriptionStatus] = mapped_column(
-        _enum(SubscriptionStatus, "subscription_status"),
+        pg_enum(SubscriptionStatus, "subscription_status"),
         default=SubscriptionStatus.trialing,
         server_default=SubscriptionStatus.trialing.value,
     )
@@ -95,12 +92,12 @@ class User(TenantMixin, SoftDeleteMixin, Base):
     email: Mapped[str] = mapped_column(String(320))
     password_hash: Mapped[str] = mapped_column(String(100))
     full_name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    role: Mapped[Role] = mapped_column(pg_enum(Role, "user_role"))
     deactivated_at: Mapped[dt.datetime | None]
     # Tokens issued before this instant stop working (password change, deactivation).
     tokens_valid_after: Mapped[dt.datetime] = mapped_column(server_default=func.now())
     availability: Mapped[Availability] = mapped_column(
-        _enum(Availability, "agent_availability"), default=Availability.offline, server_default="offline"
+        pg_enum(Availability, "agent_availability"), default=Availability.offline, server_default="offline"
     )
     last_seen_at: Mapped[dt.datetime | None]
     last_login_at: Mapped[dt.datetime | None]

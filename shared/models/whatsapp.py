@@ -7,15 +7,12 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import Boolean, Enum, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from shared.models.base import Base, SoftDeleteMixin, TenantMixin
+from shared.models.base import Base, SoftDeleteMixin, TenantMixin, pg_enum
 
-
-def _enum(enum_cls: type[enum.Enum], name: str) -> Enum:
-    return Enum(enum_cls, name=name, values_callable=lambda e: [m.value for m in e])
 
 
 class NumberStatus(str, enum.Enum):
@@ -43,7 +40,7 @@ class WhatsAppNumber(TenantMixin, SoftDeleteMixin, Base):
     messaging_limit_tier: Mapped[str | None] = mapped_column(String(40))
     throughput_mps: Mapped[int] = mapped_column(Integer, default=80, server_default=text("80"))
     status: Mapped[NumberStatus] = mapped_column(
-        _enum(NumberStatus, "number_status"), default=NumberStatus.connected, server_default="connected"
+        pg_enum(NumberStatus, "number_status"), default=NumberStatus.connected, server_default="connected"
     )
     default_chatbot_id: Mapped[uuid.UUID | None]
     # Encrypted with shared/crypto.py; never returned by the API once stored.
@@ -104,7 +101,7 @@ class WebhookEvent(Base):
     phone_number_ids: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
     fields: Mapped[list[str]] = mapped_column(ARRAY(String(64)), default=list)
     status: Mapped[WebhookEventStatus] = mapped_column(
-        _enum(WebhookEventStatus, "webhook_event_status"), default=WebhookEventStatus.received,
+        pg_enum(WebhookEventStatus, "webhook_event_status"), default=WebhookEventStatus.received,
         server_default="received",
     )
     # messages/statuses changes wait here for the conversations pipeline (never dropped).
