@@ -1,0 +1,70 @@
+"""The shared send limiter on the real Redis: pacing, priority of agent replies, holds, many callers at once."""
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from shared import ratelimit
+from shared.redis_client import get_redis
+
+
+@pytest.fixture
+def key(settings):
+    name = f"{ratelimit.KEY_PREFIX}:test:{uuid.uuid4().hex}"
+    yield name
+    get_redis().delete(name)
+
+
+def _interval(rate):
+    return 1 / (rate * ratelimit.HEADROOM)
+
+
+def test_slots_are_spaced_by_the_rate(key):
+    waits = [ratelimit.reserve(key, rate_per_second=20, max_wait_seconds=5).wait_seconds for _ in range(5)]
+    assert waits[0] == pytest.approx(0, abs=0.005)
+    gaps = [b - a for a, b in zip(waits, waits[1:])]
+    assert all(gap == pytest.approx(_interval(20), abs=0.01) for gap in gaps)
+
+
+def test_bulk_traffic_backs_off_while_an_agent_reply_books_ahead(key):
+    for _ in range(10):  # the number's next half second is booked
+        assert ratelimit.reserve(key, rate_per_second=20, max_wait_seconds=5).granted
+    bulk = ratelimit.reserve(key, rate_per_second=20, max_wait_seconds=0.25)
+    assert not bulk.granted and bulk.wait_seconds > 0.25
+    reply = ratelimit.reserve(key, rate_per_second=20, max_wait_seconds=2)
+    assert reply.granted and 0.25 < reply.wait_seconds < 2
+
+
+def test_a_hold_stops_every_sender_for_its_duration(key):
+    ratelimit.hold(key, seconds=1.0)
+    assert ratelimit.blocked_for(key) == pytest.approx(1.0, abs=0.05)
+    after = ratelimit.reserve(key, rate_per_second=80, max_wait_seconds=5)
+    assert after.granted and after.wait_seconds == pytest.approx(1.0, abs=0.05)
+
+
+def test_concurrent_callers_never_share_a_slot(key):
+    rate, per_thread, threads = 200, 50, 4
+    booked: list[float] = []
+    lock = threading.Lock()
+
+    def book():
+        for _ in range(per_thread):
+            reservation = ratelimit.reserve(key, rate_per_second=rate, max_wait_seconds=10)
+            assert reservation.granted
+            with lock:
+                booked.append(time.time() + reservation.wait_seconds)
+
+    workers = [threading.Thread(target=book) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    booked.sort()
+    gaps = [b - a for a, b in zip(booked, booked[1:])]
+    # Each gap is one interval, give or take the time between a reply and its time.time() in another thread.
+    assert len(booked) == rate
+    assert sum(gaps) == pytest.approx(_interval(rate) * (rate - 1), rel=0.1)
+    span = booked[-1] - booked[0]
+    assert span / (rate - 1) >= _interval(rate) * 0.9  # never faster than the rate
