@@ -295,6 +295,9 @@ def test_the_inbox_lists_filters_and_hides_other_agents_conversations(deliver, d
     listed = client.get("/api/v1/conversations/", headers=login(agent)).get_json()["items"]
     assert [c["id"] for c in listed] == [str(mine.id)]
     assert client.get(f"/api/v1/conversations/{theirs.id}", headers=login(agent)).status_code == 404
+    their_message = db_session.execute(select(Message.id).where(Message.conversation_id == theirs.id)).scalar_one()
+    assert client.get(f"/api/v1/messages/{their_message}", headers=login(agent)).status_code == 404
+    assert client.get(f"/api/v1/messages/{their_message}", headers=admin_headers).status_code == 200
     everything = client.get("/api/v1/conversations/?has_unread=true", headers=admin_headers).get_json()["items"]
     assert {c["id"] for c in everything} == {str(mine.id), str(theirs.id)}
     unassigned = client.get(f"/api/v1/conversations/?assigned_agent_id={other.id}", headers=admin_headers)

@@ -7,7 +7,7 @@ from flask_smorest import Blueprint
 from shared.models import SenderType
 from shared.permissions import Permission
 from shared.errors import InvalidInputError
-from shared.services import media, messages
+from shared.services import conversations, media, messages
 from web.auth import current_org, current_principal, require_org_id, requires
 from web.db import get_session
 from web.schemas.conversations import DirectMessageCreateSchema, MediaUploadedSchema, MediaUploadSchema, MessageSchema
@@ -44,7 +44,14 @@ class MessageItem(MethodView):
     @blp.response(200, MessageSchema)
     def get(self, message_id):
         """One message with its status steps and, when it failed, Meta's code and reason."""
-        return messages.get_message(get_session(), org_id=require_org_id(), message_id=message_id)
+        message = messages.get_message(get_session(), org_id=require_org_id(), message_id=message_id)
+        conversation = conversations.get_conversation(get_session(), org_id=message.organization_id,
+                                                      conversation_id=message.conversation_id)
+        try:
+            conversations.check_visible(conversation, current_principal().user)
+        except conversations.ConversationNotFoundError as exc:  # an agent outside it sees no such message
+            raise messages.MessageNotFoundError(f"message {message_id} not found") from exc
+        return message
 
 
 @media_blp.route("/", strict_slashes=False)
