@@ -261,6 +261,8 @@ def queue_message(
         return existing, False
     conversation.last_message_at = now
     conversation.last_message_preview = conversations.preview_of(message_type, content)
+    _timeline(session, message, "queued", actor_id=sender_user_id, data={"type": message_type,
+                                                                         "sender_type": sender_type.value})
     enqueue_on_commit(session, SEND_MESSAGE, message_id=str(message.id), org_id=str(org.id))
     return message, True
 
@@ -351,6 +353,7 @@ def record_sent(session: Session, *, message_id: uuid.UUID, wamid: str) -> Messa
         message.status = MessageStatus.sent
         message.error_code = message.error_message = None
         _count_outbound(session, message, now)  # else the status webhook that got here first counted it
+        _timeline(session, message, "sent", data={"wamid": wamid})
     return message
 
 
@@ -381,9 +384,7 @@ def fail_message(session: Session, *, message: Message | None = None, message_id
     message.status = MessageStatus.failed
     message.failed_at = utcnow()
     message.error_code, message.error_message = str(code), reason[:2000]
-    audit_on_commit(session, org_id=message.organization_id, action="messages.failed", subject_type="message",
-                    subject_id=message.id, actor_id=None, data={"code": str(code), "reason": reason[:500]},
-                    event_id=f"message:{message.id}:failed")
+    _timeline(session, message, "failed", data={"error_code": str(code), "reason": reason[:500]})
 
 
 def mark_unknown(session: Session, *, message_id: uuid.UUID, reason: str) -> None:
@@ -478,6 +479,9 @@ def apply_status(session: Session, *, number: WhatsAppNumber, status: StatusUpda
         if STATUS_RANK[new] <= STATUS_RANK.get(message.status, 0):
             return False
         was_counted = message.status in (MessageStatus.sent, MessageStatus.delivered, MessageStatus.read)
+        # A later step implies the earlier ones Meta skipped or has not sent yet (read before delivered).
+        implied = [step for step, column in (("sent", "sent_at"), ("delivered", "delivered_at"))
+                   if STATUS_RANK[MessageStatus(step)] < STATUS_RANK[new] and getattr(message, column) is None]
         message.status = new
         message.sent_at = message.sent_at or at
         if STATUS_RANK[new] >= STATUS_RANK[MessageStatus.delivered]:
@@ -487,18 +491,24 @@ def apply_status(session: Session, *, number: WhatsAppNumber, status: StatusUpda
         message.error_code = message.error_message = None
         if not was_counted:
             _count_outbound(session, message, at)
+        for step in implied:
+            _timeline(session, message, step, data={"wamid": status.wamid, "implied_by": name})
     else:
         return False
-    audit_on_commit(session, org_id=message.organization_id, action=f"messages.{name}", subject_type="message",
-                    subject_id=message.id, actor_id=None,
-                    data={"wamid": status.wamid, "conversation_id": str(message.conversation_id),
-                          "error_code": message.error_code if name == "failed" else None},
-                    event_id=f"status:{status.wamid}:{name}")
-    audit_on_commit(session, org_id=message.organization_id, action=f"messages.{name}", subject_type="conversation",
-                    subject_id=message.conversation_id, actor_id=None, data={"message_id": str(message.id)},
-                    event_id=f"status:{status.wamid}:{name}:conversation")
+    _timeline(session, message, name, data={"wamid": status.wamid,
+                                            "error_code": message.error_code if name == "failed" else None})
     session.flush()
     return True
+
+
+def _timeline(session: Session, message: Message, step: str, *, actor_id: uuid.UUID | None = None,
+              data: dict[str, Any] | None = None) -> None:
+    """One line in the message's and in its conversation's timeline, once per step (redeliveries add none)."""
+    for subject_type, subject_id in (("message", message.id), ("conversation", message.conversation_id)):
+        audit_on_commit(session, org_id=message.organization_id, action=f"messages.{step}", subject_type=subject_type,
+                        subject_id=subject_id, actor_id=actor_id,
+                        data={**(data or {}), "message_id": str(message.id)},
+                        event_id=f"message:{message.id}:{step}:{subject_type}")
 
 
 def conversation_for_recipient(session: Session, *, org: Organization, number_id: uuid.UUID,
