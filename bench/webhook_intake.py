@@ -11,17 +11,19 @@ payload is a typical 1-3 KB `whatsapp_business_account` body (inbound messages, 
 both), unique (the intake dedupes by SHA-256) and signed with `X-Hub-Signature-256` by that secret.
 
 Two servers run side by side with the Procfile's web settings (`gunicorn --workers ${WEB_CONCURRENCY:-2}
---graceful-timeout 5`, sync workers, no access log): `wsgi:app`, and a bare Flask app whose one POST route
-reads the body and answers 200. The load generator is a few processes on raw HTTP/1.1 sockets with
-pre-built, pre-signed requests, so it spends little of the machine's CPU on itself.
+--graceful-timeout 5`, sync workers, no access log, a control socket of their own): `wsgi:app`, and a bare
+Flask app whose one POST route reads the body and answers 200. The load generator is a few processes on
+raw HTTP/1.1 sockets with pre-built, pre-signed requests, so it spends little of the machine's CPU on itself.
 
 Prints, for both:
 1. max rate: a closed loop of BENCH_REQUESTS requests (default 4,000) over BENCH_CLOSED_CLIENTS
-   connections (default 4), bounded by BENCH_CLOSED_SECONDS (default 60 s);
+   connections (default 3), bounded by BENCH_CLOSED_SECONDS (default 60 s);
 2. latency at an open-loop, paced BENCH_OPEN_RATE (default 500 req/s) for BENCH_OPEN_SECONDS (default 10 s)
    over BENCH_OPEN_CLIENTS senders (default 8); latency runs from each request's scheduled send time,
-   so a server that falls behind shows it (no coordinated omission).
-Targets: intake rate >= 50% of bare, and intake p99 < 50 ms at 500 req/s.
+   so a server that falls behind shows it (no coordinated omission); senders stop 10 s after the planned end.
+Targets: intake rate >= 50% of bare, and intake p99 < 50 ms at 500 req/s. Also printed: the load
+generator's own CPU per request, and the load average before the run (the machine has few cores:
+anything else running skews both servers' figures).
 Server logs keep the environment's LOG_LEVEL (INFO, as under `make run`) unless BENCH_SERVER_LOG_LEVEL is set;
 they go to a temporary file, shown when a server fails.
 """
@@ -57,7 +59,7 @@ from shared.queueing.names import WEBHOOKS
 from shared.settings import PROJECT_ROOT, Settings, use_settings
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "4000"))
-CLOSED_CLIENTS = int(os.environ.get("BENCH_CLOSED_CLIENTS", "4"))
+CLOSED_CLIENTS = int(os.environ.get("BENCH_CLOSED_CLIENTS", "3"))
 CLOSED_SECONDS = float(os.environ.get("BENCH_CLOSED_SECONDS", "60"))
 OPEN_RATE = float(os.environ.get("BENCH_OPEN_RATE", "500"))
 OPEN_SECONDS = float(os.environ.get("BENCH_OPEN_SECONDS", "10"))
@@ -402,14 +404,20 @@ class Server:
                 self.process.wait(timeout=5)
 
 
-def start_gunicorn(name: str, module: str, cwd: Path, env: dict[str, str], log_dir: Path) -> Server:
-    """The Procfile's web line, minus the access log: --workers ${WEB_CONCURRENCY:-2} --graceful-timeout 5."""
+def start_gunicorn(name: str, module: str, cwd: Path, env: dict[str, str], work_dir: Path) -> Server:
+    """The Procfile's web line, minus the access log: --workers ${WEB_CONCURRENCY:-2} --graceful-timeout 5.
+
+    Each master gets a control socket of its own: gunicorn's default, $HOME/.gunicorn/gunicorn.ctl, is one
+    path for every gunicorn of the user, so a bench server would take over (and on exit delete) the one of
+    a `make run` in progress. The socket only serves `gunicornc`; requests never touch it.
+    """
     port = pick_port()
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
-    log_path = log_dir / f"{name}.log"
+    log_path = work_dir / f"{name}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", WORKERS, "--graceful-timeout", "5", module],
+            [gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", WORKERS, "--graceful-timeout", "5",
+             "--control-socket", str(work_dir / f"{name}.ctl"), module],
             cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
         )
     return Server(name, port, process, log_path)
@@ -443,6 +451,7 @@ def percentile(samples: list[float], pct: float) -> float:
 
 
 def main() -> None:
+    load_before = os.getloadavg()[0]
     base = Settings.from_env()
     admin = make_url(base.database_url)
     name = f"pytake_bench_{uuid.uuid4().hex[:8]}"
@@ -457,7 +466,7 @@ def main() -> None:
     use_settings(settings)
     configure_logging(settings)
     broker = redis.Redis.from_url(redis_url)
-    queue_keys_before = set(broker.scan_iter(match=f"{WEBHOOKS}*"))
+    queue_keys_before = set(broker.scan_iter(match=f"*{WEBHOOKS}*"))
     servers: list[Server] = []
     work_dir = Path(tempfile.mkdtemp(prefix="pytake-bench-webhooks-"))
     try:
@@ -474,7 +483,6 @@ def main() -> None:
         bare_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
         servers.append(start_gunicorn("bare", "bare_webhook:app", work_dir, bare_env, work_dir))
         servers.append(start_gunicorn("intake", "wsgi:app", PROJECT_ROOT, env, work_dir))
-        bare, intake = servers
         for server in servers:
             wait_ready(server, secret)
             run_load("closed", server.port, secret, WARMUP, CLOSED_CLIENTS)  # both workers warm, pools full
@@ -492,7 +500,7 @@ def main() -> None:
             if server.process.poll() is not None:
                 raise SystemExit(f"{server.name} died during the run:\n{server.log_tail()}")
         stored, queued = count_intake_effects(broker)
-        report(figures, stored, queued)
+        report(figures, stored, queued, load_before)
     finally:
         for server in servers:
             server.stop()
@@ -502,12 +510,11 @@ def main() -> None:
         db.dispose_engine()
         with psycopg.connect(plain_admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        # The publishes nobody consumed: the webhooks queue (and its kombu binding) in the bench's Redis database.
+        # The publishes nobody consumed: the webhooks queue and kombu's bindings for it (the bench's Redis database).
         from shared.services.webhooks import BAD_SIGNATURE_COUNTER
 
-        created = set(broker.scan_iter(match=f"{WEBHOOKS}*")) - queue_keys_before
-        created |= {b"_kombu.binding." + WEBHOOKS.encode(), BAD_SIGNATURE_COUNTER.encode()}
-        broker.delete(*created)
+        created = set(broker.scan_iter(match=f"*{WEBHOOKS}*")) - queue_keys_before
+        broker.delete(*created, BAD_SIGNATURE_COUNTER)
         broker.close()
 
 
@@ -533,7 +540,7 @@ def count_intake_effects(broker: redis.Redis) -> tuple[int, int]:
     return stored, broker.llen(WEBHOOKS)
 
 
-def report(figures: dict[tuple[str, str], Result], stored: int, queued: int) -> None:
+def report(figures: dict[tuple[str, str], Result], stored: int, queued: int, load_before: float) -> None:
     def rate(result: Result) -> float:
         return result.ok / (result.finished - result.started) if result.finished > result.started else 0.0
 
@@ -548,7 +555,8 @@ def report(figures: dict[tuple[str, str], Result], stored: int, queued: int) -> 
     bare_open, intake_open = figures["bare", "open"], figures["intake", "open"]
     ratio = rate(intake_closed) / rate(bare_closed) if rate(bare_closed) else 0.0
     p99 = pct(intake_open, 99)
-    print(f"POST {PATH}: gunicorn --workers {WORKERS} --graceful-timeout 5 (sync workers), {os.cpu_count()} CPUs")
+    print(f"POST {PATH}: gunicorn --workers {WORKERS} --graceful-timeout 5 (sync workers), {os.cpu_count()} CPUs, "
+          f"load average {load_before:.2f} before the run")
     print(f"payloads {min(sizes)}-{max(sizes)} B (median {statistics.median(sizes):.0f} B), each unique and signed")
     row("", "bare Flask", "intake", "target")
     row(f"max rate, closed loop ({REQUESTS} req, {CLOSED_CLIENTS} conns)",
