@@ -111,6 +111,8 @@ class Message(TenantMixin, Base):
         Index("uq_messages_organization_id_idempotency_key", "organization_id", "idempotency_key", unique=True,
               postgresql_where=text("idempotency_key IS NOT NULL")),
         Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at", "id"),
+        # The plan's monthly message count.
+        Index("ix_messages_organization_id_direction_created_at", "organization_id", "direction", "created_at"),
         # The inbound routing queue and the send sweep read these.
         Index("ix_messages_unrouted", "conversation_id", "sequence",
               postgresql_where=text("direction = 'inbound' AND routed_at IS NULL")),
