@@ -6,7 +6,9 @@ stored. `phone_number_id` is unique across the platform because it routes every 
 
 from __future__ import annotations
 
+import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -60,6 +62,7 @@ def create_number(session: Session, *, org: Organization, phone_number_id: str, 
     session.add(number)
     session.flush()
     session.refresh(number)
+    forget_routes()
     return number
 
 
@@ -86,6 +89,7 @@ def update_number(session: Session, *, number: WhatsAppNumber, changes: dict[str
     """New credentials resume sends paused by a refused token; the message sweep then sends what waited."""
     for field, value in _encrypt_credentials(changes).items():
         setattr(number, field, value)
+    forget_routes()
     if "access_token" in changes and number.sends_paused_at is not None:
         number.sends_paused_at = number.sends_paused_reason = None
         audit_on_commit(session, org_id=number.organization_id, action="numbers.sends_resumed", subject_type="number",
@@ -98,6 +102,7 @@ def delete_number(session: Session, *, number: WhatsAppNumber) -> None:
     number.soft_delete()
     number.status = NumberStatus.disconnected
     session.flush()
+    forget_routes()
 
 
 def numbers_for_phone_number_ids(session: Session, phone_number_ids: set[str]) -> list[WhatsAppNumber]:
@@ -108,6 +113,42 @@ def numbers_for_phone_number_ids(session: Session, phone_number_ids: set[str]) -
         select(WhatsAppNumber).where(WhatsAppNumber.phone_number_id.in_(phone_number_ids))
         .execution_options(all_tenants=True)
     ).scalars())
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the webhook door needs of a number: whose it is and the secret its payloads are signed with."""
+
+    phone_number_id: str
+    organization_id: uuid.UUID
+    app_secret: str | None
+
+
+ROUTE_CACHE_SECONDS = 30.0
+_routes: dict[frozenset[str], tuple[float, list[Route]]] = {}
+
+
+def forget_routes() -> None:
+    _routes.clear()
+
+
+def routes_for_phone_number_ids(session: Session, phone_number_ids: set[str], *, fresh: bool = False) -> list[Route]:
+    """The numbers a payload names, cached in the process for a few seconds: webhooks are the hottest path.
+
+    Only complete answers are cached (an unknown id is looked up again next time); a signature that fails
+    against a cached secret is checked again with `fresh=True`, so a rotated secret works at once.
+    """
+    key = frozenset(phone_number_ids)
+    cached = _routes.get(key)
+    if cached is not None and not fresh and cached[0] > time.monotonic():
+        return cached[1]
+    found = [Route(n.phone_number_id, n.organization_id, app_secrets([n])[0] if n.app_secret_encrypted else None)
+             for n in numbers_for_phone_number_ids(session, phone_number_ids)]
+    if {route.phone_number_id for route in found} == key:
+        if len(_routes) > 10_000:
+            _routes.clear()
+        _routes[key] = (time.monotonic() + ROUTE_CACHE_SECONDS, found)
+    return found
 
 
 def app_secrets(numbers: list[WhatsAppNumber]) -> list[str]:

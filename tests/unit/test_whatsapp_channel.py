@@ -190,3 +190,12 @@ def test_message_changes_are_handed_to_the_inbound_pipeline(client, db_session, 
     assert event.status == WebhookEventStatus.processed
     assert event.has_messages and event.messages_processed_at is not None
     assert db_session.execute(select(Message.content)).scalar_one() == {"body": "hello"}
+
+
+def test_a_secret_rotated_by_another_process_is_honoured_at_once(client, db_session, number):
+    assert post_webhook(client, message_payload("before")).status_code == 200  # the route is cached now
+    row = db_session.get(WhatsAppNumber, number["id"])
+    row.app_secret_encrypted = crypto.encrypt("rotated-secret-456")  # as another web process would
+    db_session.flush()
+    assert post_webhook(client, message_payload("after"), secret="rotated-secret-456").status_code == 200
+    assert post_webhook(client, message_payload("old secret"), secret=SECRET).status_code == 401
