@@ -12,7 +12,6 @@ import hmac
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -36,7 +35,6 @@ from shared.models import (
     Organization,
 )
 from shared.models.base import utcnow
-from shared.queueing.names import QUEUES
 from shared.services import assignment, numbers
 from tests.factories import make_user
 from tests.integration.conftest import Process, process_env, wait_for
