@@ -33,6 +33,7 @@ MAX_ATTEMPTS = 6
 URGENT_MAX_WAIT = 2.0  # an agent's reply waits up to this long for a slot, booking ahead of bulk traffic
 BULK_MAX_WAIT = 0.25  # bulk traffic only takes a slot that is (nearly) free now
 PAIR_HOLD_BASE = 6.0
+MAX_COUNTDOWN_SECONDS = 60.0
 
 
 def _client(access_token_encrypted: str) -> GraphClient:
@@ -45,8 +46,10 @@ def _jittered(seconds: float) -> float:
 
 
 def _retry_later(task, message_id: str, org_id: str, seconds: float) -> None:
-    # Short waits are scheduled by Celery; the sweep re-publishes anything whose publish is lost.
-    task.apply_async(kwargs={"message_id": message_id, "org_id": org_id}, countdown=max(0.0, seconds))
+    """Short waits are a Celery countdown; longer ones are left to the message sweep, which publishes a
+    message once its `next_attempt_at` has come (no far-future ETAs held by the broker, DESIGN §4.6)."""
+    if seconds <= MAX_COUNTDOWN_SECONDS:
+        task.apply_async(kwargs={"message_id": message_id, "org_id": org_id}, countdown=max(0.0, seconds))
 
 
 @celery_app.task(name=names.SEND_MESSAGE, bind=True, max_retries=None)
