@@ -79,9 +79,11 @@ def run(settings: Settings) -> None:
     from bench.noop_tasks import NOOP_JOB
     from shared.db import unit_of_work
     from shared.health import ping_pools
-    from shared.models import Job, JobStatus, Organization
+    from shared.models import Job, JobStatus, Organization, User
+    from shared.permissions import Role
     from shared.services import jobs
     from web import create_app
+    from web.auth import issue_tokens
 
     deadline = time.monotonic() + 60
     while not all(result.ok for result in ping_pools(timeout=2).values()):
@@ -89,10 +91,13 @@ def run(settings: Settings) -> None:
             raise SystemExit("the bench worker never answered")
 
     with unit_of_work() as session:
-        org = Organization(name="Bench")
+        org = Organization(name="Bench", plan_code="enterprise")
         session.add(org)
         session.flush()
         org_id = org.id
+        reader = User(organization_id=org.id, email="bench-reader@example.com", password_hash="-",
+                      full_name="Bench Reader", role=Role.viewer)
+        session.add(reader)
 
     started = time.perf_counter()
     for _ in range(JOBS):
@@ -110,7 +115,11 @@ def run(settings: Settings) -> None:
         time.sleep(0.1)
     end_to_end = time.perf_counter() - started
 
-    client = create_app(settings).test_client()
+    app = create_app(settings)
+    client = app.test_client()
+    with app.app_context():
+        token = issue_tokens(reader)["access_token"]
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"  # the jobs API is for signed-in users
     with unit_of_work() as session:
         ids = session.execute(select(Job.id).limit(READS)).scalars().all()
     one, page = [], []
