@@ -282,3 +282,14 @@ def fail_event(session: Session, *, event_id: uuid.UUID | str, error: str) -> No
         update(WebhookEvent).where(WebhookEvent.id == uuid.UUID(str(event_id)))
         .values(status=WebhookEventStatus.failed, error=error[:2000])
     )
+
+
+def stale_events(session: Session, *, older_than, limit: int = 500) -> list[uuid.UUID]:
+    """Payloads stored but not processed (a lost publish, a worker that died mid-way): the sweep re-publishes them."""
+    return list(session.execute(
+        select(WebhookEvent.id)
+        .where(WebhookEvent.status.in_([WebhookEventStatus.received, WebhookEventStatus.processing]),
+               WebhookEvent.updated_at < older_than)
+        .order_by(WebhookEvent.created_at)
+        .limit(limit)
+    ).scalars())

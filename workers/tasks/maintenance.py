@@ -7,7 +7,7 @@ from shared.models.base import utcnow
 from shared.queueing import names
 from shared.queueing.celery_app import celery_app
 from shared.queueing.publish import publish_now
-from shared.services import assignment, messages
+from shared.services import assignment, messages, webhooks
 from shared.services.jobs import sweep_stale_jobs
 from shared.services.organizations import expire_trials
 from shared.settings import get_settings
@@ -42,14 +42,15 @@ def expire_trials_task(org_id: str | None = None) -> None:
 
 @celery_app.task(name=names.SWEEP_MESSAGES)
 def sweep_messages_task(org_id: str | None = None) -> None:
-    """Make sure no outbound message and no waiting conversation is forgotten.
+    """Make sure no webhook payload, outbound message or waiting conversation is forgotten.
 
     Trigger: beat, every SWEEP_INTERVAL_SECONDS. Re-publishes queued messages whose attempt is due
     and that nobody touched for JOB_REQUEUE_AFTER_SECONDS (a lost publish); turns messages left
     `sending` past SEND_LEASE_SECONDS into `unknown` (their worker died mid-request: they may have
     gone, so they are settled by status webhooks, never resent); hands waiting conversations to
-    agents with room. Idempotency: a re-published send is claimed once; the conditional UPDATEs
-    change nothing twice. Retry: none; the next beat runs it again.
+    agents with room; re-publishes webhook payloads stored but left unprocessed. Idempotency: a
+    re-published send or payload is claimed once; the conditional UPDATEs change nothing twice.
+    Retry: none; the next beat runs it again.
     """
     settings = get_settings()
     now = utcnow()
@@ -57,6 +58,10 @@ def sweep_messages_task(org_id: str | None = None) -> None:
         due = messages.due_messages(session, older_than=now - dt.timedelta(seconds=settings.job_requeue_after_seconds))
         messages.settle_stuck_sends(session, older_than=now - dt.timedelta(seconds=settings.send_lease_seconds))
         waiting_orgs = assignment.organizations_waiting(session)
+        stale_webhooks = webhooks.stale_events(
+            session, older_than=now - dt.timedelta(seconds=settings.job_requeue_after_seconds))
+    for event_id in stale_webhooks:
+        publish_now(names.PROCESS_WEBHOOK, event_id=str(event_id), org_id=None)
     for message_id, message_org_id in due:
         publish_now(names.SEND_MESSAGE, message_id=str(message_id), org_id=str(message_org_id))
     for waiting_org_id in waiting_orgs:
