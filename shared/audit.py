@@ -73,6 +73,8 @@ def _append(entry: dict[str, Any]) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _write_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # SQLAlchemy fires after_commit when a SAVEPOINT is released too: wait for the real commit
     for entry in session.info.pop(_PENDING, []):
         _append(entry)
 

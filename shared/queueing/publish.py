@@ -58,6 +58,8 @@ def publish_now(task_name: str, **kwargs: Any) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _publish_pending(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # SQLAlchemy fires after_commit when a SAVEPOINT is released too: wait for the real commit
     pending = session.info.pop(_PENDING, [])
     for task_name, kwargs in pending:
         try:

@@ -197,3 +197,22 @@ def test_a_bound_organization_scopes_tenant_queries(db_session, organization):
     assert mine.id in visible and theirs.id not in visible
     everything = db_session.execute(select(Job.id)).scalars().all()
     assert {mine.id, theirs.id} <= set(everything)
+
+
+def test_a_savepoint_released_inside_the_transaction_publishes_nothing_yet(migrated, published):
+    """SQLAlchemy fires after_commit on a SAVEPOINT release too: the publish must wait for the real commit."""
+    from sqlalchemy import text
+
+    from shared.db import dispose_engine, set_session_factory, unit_of_work
+    from shared.queueing.publish import enqueue_on_commit
+
+    set_session_factory(None)
+    try:
+        with unit_of_work() as session:
+            enqueue_on_commit(session, "sends.send_message", message_id="m-1", org_id="o-1")
+            with session.begin_nested():  # e.g. queue_message's idempotency-key insert
+                session.execute(text("SELECT 1"))
+            assert published == []
+        assert published == [("sends.send_message", {"message_id": "m-1", "org_id": "o-1"})]
+    finally:
+        dispose_engine()
