@@ -94,6 +94,9 @@ def usage(session: Session, *, org: Organization) -> dict[str, ResourceUsage]:
 
 def check_limit(session: Session, *, org: Organization, resource: str, adding: int = 1) -> None:
     """Raise PlanLimitExceededError when adding `adding` more would pass the plan's limit."""
+    limit_column, _ = RESOURCES[resource]
+    if getattr(org.plan, limit_column) is None:
+        return  # unlimited: no need to count (the monthly message count is on every send's path)
     current = resource_usage(session, org=org, resource=resource)
     if current.limit is not None and current.used + adding > current.limit:
         _, human = RESOURCES[resource]
