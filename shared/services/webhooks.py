@@ -1,7 +1,7 @@
 """Webhooks pipeline: Meta's calls, from the raw bytes at the door to numbers and templates updated.
 
-Intake (in the request, milliseconds): check X-Hub-Signature-256 over the raw body with the app
-secrets of the numbers the payload names, store the bytes (deduplicated by their SHA-256: Meta
+Intake (in the request, milliseconds): check X-Hub-Signature-256 over the raw body against the app
+secret of *each* number the payload names (a body signed by one tenant never writes into another), store the bytes (deduplicated by their SHA-256: Meta
 repeats deliveries), publish `webhooks.process_event` after commit.
 
 Processing (webhooks pool): claim the row, archive the payload to the event log, apply template
@@ -62,12 +62,25 @@ def _routes_named(session: Session, body: bytes, *, fresh: bool = False) -> tupl
             for n, secret in zip(named, numbers.app_secrets(named))], False
 
 
-def _signed_by_one_of(body: bytes, signature: str | None, routes: list[numbers.Route]) -> bool | None:
-    """None when nobody's secret applies (no number named, no app-wide secret): nothing to check against."""
-    secrets = [route.app_secret for route in routes if route.app_secret]
-    if get_settings().whatsapp_app_secret:
-        secrets.append(get_settings().whatsapp_app_secret)
-    return verify_signature(body, signature, secrets) if secrets else None
+def _signed_for_every_number(body: bytes, signature: str | None, routes: list[numbers.Route]) -> bool | None:
+    """True only when the signature matches the secret of *every* number the payload names.
+
+    A body naming numbers of two organizations, signed with one organization's secret, is refused
+    whole: accepting it would let one tenant write into another. Each number accepts its own secret
+    or the app-wide one. None when no number has a secret to check against (nothing is configured).
+    """
+    app_wide = get_settings().whatsapp_app_secret
+    checked = False
+    for route in routes:
+        secrets = [secret for secret in (route.app_secret, app_wide) if secret]
+        if not secrets:
+            continue
+        checked = True
+        if not verify_signature(body, signature, secrets):
+            return False
+    if not checked and app_wide:
+        return verify_signature(body, signature, [app_wide])
+    return True if checked else None
 
 
 def receive_webhook(session: Session, *, body: bytes, signature: str | None) -> Intake:
@@ -76,10 +89,10 @@ def receive_webhook(session: Session, *, body: bytes, signature: str | None) -> 
         routes, maybe_stale = _routes_named(session, body)
     except (WebhookPayloadError, ValueError):
         routes, maybe_stale = [], False
-    signed = _signed_by_one_of(body, signature, routes)
+    signed = _signed_for_every_number(body, signature, routes)
     if signed is False and maybe_stale:  # a secret rotated since it was cached
         routes, _ = _routes_named(session, body, fresh=True)
-        signed = _signed_by_one_of(body, signature, routes)
+        signed = _signed_for_every_number(body, signature, routes)
     if signed is False:
         get_redis().incr(BAD_SIGNATURE_COUNTER)
         log.warning("webhooks.bad_signature", numbers=[route.phone_number_id for route in routes])

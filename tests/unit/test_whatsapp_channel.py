@@ -199,3 +199,45 @@ def test_a_secret_rotated_by_another_process_is_honoured_at_once(client, db_sess
     db_session.flush()
     assert post_webhook(client, message_payload("after"), secret="rotated-secret-456").status_code == 200
     assert post_webhook(client, message_payload("old secret"), secret=SECRET).status_code == 401
+
+
+def _messages_value(phone_number_id, display, text_body):
+    return {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": display, "phone_number_id": phone_number_id},
+        "contacts": [{"profile": {"name": "Mallory"}, "wa_id": "16505559999"}],
+        "messages": [{"from": "16505559999", "id": f"wamid.forged-{phone_number_id}", "timestamp": "1749416383",
+                      "type": "text", "text": {"body": text_body}}],
+    }
+
+
+def test_a_body_signed_by_one_tenant_cannot_write_into_another(client, db_session, login, number, published):
+    """Org B's secret signs a body that also names org A's number: refused whole, nothing stored for anyone."""
+    from shared.models import Message
+
+    other = make_org(db_session)
+    headers = login(make_user(db_session, other, role="org_admin"))
+    other_number = {**NUMBER, "waba_id": "200000000000001", "phone_number_id": "200000000000002",
+                    "display_phone_number": "15550001111", "app_secret": "org-b-own-secret-987",
+                    "verify_token": "org-b-verify"}
+    assert client.post("/api/v1/numbers", json=other_number, headers=headers).status_code == 201
+    forged = {"object": "whatsapp_business_account", "entry": [
+        {"id": other_number["waba_id"], "changes": [{"field": "messages", "value": _messages_value(
+            other_number["phone_number_id"], other_number["display_phone_number"], "mine")}]},
+        {"id": NUMBER["waba_id"], "changes": [{"field": "messages", "value": _messages_value(
+            NUMBER["phone_number_id"], NUMBER["display_phone_number"], "forged into org A")}]},
+    ]}
+    for secret in ("org-b-own-secret-987", SECRET):  # signed by either tenant alone
+        response = post_webhook(client, forged, secret=secret)
+        assert (response.status_code, response.get_json()["code"]) == (401, "invalid_signature")
+    assert db_session.execute(select(WebhookEvent)).scalars().all() == []
+    assert published == []
+    _process_all(db_session)
+    assert db_session.execute(select(Message)).scalars().all() == []
+
+    # Each tenant's own payload, signed with its own secret, still goes through.
+    own = {"object": "whatsapp_business_account", "entry": [forged["entry"][0]]}
+    assert post_webhook(client, own, secret="org-b-own-secret-987").status_code == 200
+    stored = db_session.execute(select(WebhookEvent)).scalar_one()
+    assert stored.phone_number_ids == [other_number["phone_number_id"]]
+    assert stored.organization_id == other.id
