@@ -1,7 +1,8 @@
 """Audit trail: who did what, when, from where, appended to the MongoDB event log.
 
 `audit_on_commit` records the entry only if the transaction that made the change commits
-(an audit of something that was rolled back would be a lie); `audit_now` is for events
+(an audit of something that was rolled back would be a lie), batched with the transaction's other
+entries (shared/aftercommit.py); `audit_now` is for events
 that change no row, such as a refused sign-in.
 """
 
@@ -11,14 +12,13 @@ import uuid
 from typing import Any
 
 import structlog
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from shared import events
+from shared import aftercommit, events
 from shared.logs import current_context
 
 log = structlog.get_logger(__name__)
-_PENDING = "pytake_pending_audit"
+_KIND = "audit"
 
 
 def _entry(
@@ -57,7 +57,7 @@ def audit_on_commit(
     )
     if event_id is not None:
         entry["event_id"] = event_id
-    session.info.setdefault(_PENDING, []).append(entry)
+    aftercommit.defer(session, _KIND, entry)
 
 
 def audit_now(**kwargs: Any) -> None:
@@ -71,18 +71,15 @@ def _append(entry: dict[str, Any]) -> None:
         log.exception("audit.append_failed", action=entry["event"], subject_id=str(entry["subject_id"]))
 
 
-@event.listens_for(Session, "after_commit")
-def _write_pending(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # SQLAlchemy fires after_commit when a SAVEPOINT is released too: wait for the real commit
-    for entry in session.info.pop(_PENDING, []):
-        _append(entry)
+def _append_all(entries: list[dict[str, Any]]) -> None:
+    """A transaction's entries in one write (a send's steps, a payload's messages), not one round trip each."""
+    try:
+        events.append_events(entries)
+    except Exception:
+        log.exception("audit.append_failed", entries=len(entries), actions=sorted({e["event"] for e in entries}))
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_pending(session: Session, previous_transaction) -> None:
-    if previous_transaction.parent is None:
-        session.info.pop(_PENDING, None)
+aftercommit.register(_KIND, _append_all)
 
 
 def audit_trail(*, org_id: uuid.UUID | str, subject_type: str, subject_id: uuid.UUID | str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.errors import BulkWriteError
 from pymongo.database import Database
 
 from shared.models.base import utcnow
@@ -77,7 +78,45 @@ def append_event(
     event_id: str | None = None,
 ) -> str:
     """Append one event; with an `event_id` a repeated append is ignored (idempotent redelivery)."""
-    document = {
+    document = _document(org_id=org_id, event=event, subject_type=subject_type, subject_id=subject_id, data=data,
+                         actor=actor, occurred_at=occurred_at, event_id=event_id)
+    get_database()[EVENTS].update_one({"_id": document["_id"]}, {"$setOnInsert": document}, upsert=True)
+    return document["_id"]
+
+
+DUPLICATE_KEY = 11000
+
+
+def append_events(entries: list[dict[str, Any]]) -> int:
+    """Append many events (each as `append_event`'s keywords) in one round trip; answer how many were new.
+
+    Unordered insert: an entry whose `event_id` is stored already (a redelivered task) is skipped
+    and the others still land.
+    """
+    if not entries:
+        return 0
+    documents = [_document(**entry) for entry in entries]
+    try:
+        return len(get_database()[EVENTS].insert_many(documents, ordered=False).inserted_ids)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return exc.details.get("nInserted", len(documents) - len(errors))
+
+
+def _document(
+    *,
+    org_id: uuid.UUID | str | None,
+    event: str,
+    subject_type: str,
+    subject_id: uuid.UUID | str,
+    data: dict[str, Any] | None = None,
+    actor: str | None = None,
+    occurred_at: dt.datetime | None = None,
+    event_id: str | None = None,
+) -> dict[str, Any]:
+    return {
         "_id": event_id or str(uuid.uuid4()),
         "org_id": str(org_id) if org_id is not None else None,
         "event": event,
@@ -87,8 +126,6 @@ def append_event(
         "data": data or {},
         "occurred_at": occurred_at or utcnow(),
     }
-    get_database()[EVENTS].update_one({"_id": document["_id"]}, {"$setOnInsert": document}, upsert=True)
-    return document["_id"]
 
 
 def events_for(

@@ -21,9 +21,15 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import structlog
+import redis.exceptions
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
+from kombu.exceptions import OperationalError as BrokerError
+from pymongo.errors import AutoReconnect
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
+
+from shared.backoff import backoff_seconds
 
 from shared.db import unit_of_work
 from shared.errors import DomainError
@@ -42,6 +48,10 @@ class TransientError(Exception):
 class JobCancelled(Exception):
     """The job was cancelled while it ran."""
 
+
+# Weather, not bugs: a database restarting or deadlocked, Redis, the broker or MongoDB out of reach.
+TRANSIENT_ERRORS = (TransientError, OperationalError, InterfaceError, redis.exceptions.ConnectionError,
+                    redis.exceptions.TimeoutError, BrokerError, AutoReconnect)
 
 Progress = Callable[[int, str | None], None]
 JobBody = Callable[[Session, Job, Progress], dict[str, Any] | None]
@@ -88,7 +98,7 @@ def run_job(task: Task, body: JobBody, job_id: str) -> None:
             return
         with unit_of_work() as session:
             job_service.release_job(session, job_id=job_id)
-        raise task.retry(exc=exc, countdown=min(300, 5 * 2**job.attempts))
+        raise task.retry(exc=exc, countdown=backoff_seconds(job.attempts, base=5.0))
     except Exception as exc:
         log.exception("jobs.crashed", job_id=job_id)
         with unit_of_work() as session:
@@ -109,3 +119,13 @@ def job_task(name: str, **options: Any) -> Callable[[JobBody], Task]:
         return task
 
     return decorator
+
+
+def pipeline_task(name: str, **options: Any) -> Callable[[Callable[..., Any]], Task]:
+    """A task that is not a job: transient errors (TRANSIENT_ERRORS) retry with jittered exponential
+    backoff, 5 times by default; anything else is a bug and fails the task at once, logged."""
+    defaults: dict[str, Any] = {
+        "bind": True, "autoretry_for": TRANSIENT_ERRORS, "retry_backoff": 2, "retry_backoff_max": 60,
+        "retry_jitter": True, "max_retries": 5,
+    }
+    return celery_app.task(name=name, **{**defaults, **options})

@@ -1,7 +1,7 @@
 """Publish tasks only after the database transaction that wrote their intent commits.
 
-`enqueue_on_commit(session, name, **kwargs)` buffers the publish on the session;
-the `after_commit` hook sends it, a rollback drops it. A commit that succeeds but
+`enqueue_on_commit(session, name, **kwargs)` buffers the publish on the session
+(shared/aftercommit.py); the real commit sends it, a rollback drops it. A commit that succeeds but
 whose publish is lost (broker down, process killed) leaves the intent `queued`,
 and the maintenance sweep re-enqueues it: work is delayed, never lost.
 """
@@ -12,13 +12,13 @@ import json
 import structlog
 from typing import Any, Callable
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from shared import aftercommit
 from shared.queueing.names import queue_for
 
 log = structlog.get_logger(__name__)
-_PENDING = "pytake_pending_publishes"
+_KIND = "publish"
 
 Publisher = Callable[[str, dict[str, Any]], None]
 
@@ -48,7 +48,7 @@ def enqueue_on_commit(session: Session, task_name: str, **kwargs: Any) -> None:
     if "org_id" not in kwargs:
         raise ValueError(f"{task_name}: tasks always carry org_id")
     payload = json.loads(json.dumps(kwargs, default=str))  # ids become strings; anything else fails here
-    session.info.setdefault(_PENDING, []).append((task_name, payload))
+    aftercommit.defer(session, _KIND, (task_name, payload))
 
 
 def publish_now(task_name: str, **kwargs: Any) -> None:
@@ -56,11 +56,7 @@ def publish_now(task_name: str, **kwargs: Any) -> None:
     _publisher(task_name, json.loads(json.dumps(kwargs, default=str)))
 
 
-@event.listens_for(Session, "after_commit")
-def _publish_pending(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # SQLAlchemy fires after_commit when a SAVEPOINT is released too: wait for the real commit
-    pending = session.info.pop(_PENDING, [])
+def _publish_all(pending: list[tuple[str, dict[str, Any]]]) -> None:
     for task_name, kwargs in pending:
         try:
             _publisher(task_name, kwargs)
@@ -68,9 +64,4 @@ def _publish_pending(session: Session) -> None:
             log.exception("queueing.publish_failed", task=task_name)
 
 
-@event.listens_for(Session, "after_soft_rollback")
-def _drop_pending(session: Session, previous_transaction) -> None:
-    # Only the outermost rollback drops them: a SAVEPOINT rolled back inside the
-    # transaction (a get-or-create race, say) leaves the outer intent standing.
-    if previous_transaction.parent is None:
-        session.info.pop(_PENDING, None)
+aftercommit.register(_KIND, _publish_all)

@@ -49,3 +49,19 @@ def test_appending_the_same_event_id_twice_stores_it_once(event_store):
         )
     timeline = events.events_for(org_id=org, subject_type="webhook", subject_id=subject)
     assert len(timeline) == 1 and timeline[0]["data"] == {"attempt": 0}  # the first write wins
+
+
+def test_a_batch_lands_in_one_write_and_skips_entries_stored_already(event_store):
+    """A redelivered task's batch: entries stored by the first delivery are skipped, the new ones land."""
+    org, subject = uuid.uuid4(), uuid.uuid4()
+
+    def entry(step: str) -> dict:
+        return {"org_id": org, "event": f"messages.{step}", "subject_type": "message", "subject_id": subject,
+                "event_id": f"message:{subject}:{step}", "data": {"step": step}}
+
+    assert events.append_events([entry("queued"), entry("sent")]) == 2
+    assert events.append_events([entry("sent"), entry("delivered"), entry("queued"), entry("read")]) == 2
+    assert events.append_events([]) == 0
+    timeline = events.events_for(org_id=org, subject_type="message", subject_id=subject)
+    assert sorted(event["event"] for event in timeline) == [
+        "messages.delivered", "messages.queued", "messages.read", "messages.sent"]

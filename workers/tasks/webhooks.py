@@ -5,6 +5,7 @@ import uuid
 
 import structlog
 
+from shared.backoff import backoff_seconds
 from shared.db import unit_of_work
 from shared.queueing import names
 from shared.queueing.celery_app import celery_app
@@ -12,19 +13,20 @@ from shared.services import assignment, inbound, numbers, webhooks
 from shared.storage import get_storage
 from shared.whatsapp.errors import GraphAPIError, GraphTransportError, MediaUrlExpiredError
 from shared.whatsapp.payloads import WebhookPayloadError
+from workers.base import pipeline_task
 
 log = structlog.get_logger(__name__)
 
 
-@celery_app.task(name=names.PROCESS_WEBHOOK, bind=True, max_retries=5)
+@pipeline_task(names.PROCESS_WEBHOOK)
 def process_event(self, event_id: str, org_id: str | None = None) -> None:
     """Process one webhook intake row.
 
     Trigger: POST /api/v1/webhooks/whatsapp (after commit). Idempotency: the row is claimed
     with a conditional UPDATE and marked processed in the same transaction as its effects; a
     repeated task finds it processed and does nothing; the event-log archive is keyed by the
-    row id. Retry: transient database errors retry with backoff (5 times); a payload that
-    cannot be parsed fails the row with the reason. Side effects: templates and numbers
+    row id. Retry: transient errors only (workers.base.TRANSIENT_ERRORS), with jittered backoff,
+    5 times, then the sweep; a payload that cannot be parsed fails the row with the reason. Side effects: templates and numbers
     updated, number sync jobs created, the raw payload archived to MongoDB.
     """
     try:
@@ -34,8 +36,6 @@ def process_event(self, event_id: str, org_id: str | None = None) -> None:
         with unit_of_work() as session:
             webhooks.fail_event(session, event_id=event_id, error=str(exc))
         log.warning("webhooks.unparseable", event_id=event_id, error=str(exc))
-    except Exception as exc:
-        raise self.retry(exc=exc, countdown=min(60, 2 ** self.request.retries))
 
 
 @celery_app.task(name=names.FETCH_MEDIA, bind=True, max_retries=8)
@@ -60,7 +60,7 @@ def fetch_media(self, message_id: str, org_id: str) -> None:
     except (GraphAPIError, GraphTransportError) as exc:
         retryable = isinstance(exc, GraphTransportError) or exc.retryable or isinstance(exc, MediaUrlExpiredError)
         if retryable and self.request.retries < self.max_retries:
-            raise self.retry(exc=exc, countdown=min(600, 5 * 2 ** self.request.retries))
+            raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries, base=5.0, cap=600.0))
         with unit_of_work() as session:
             inbound.record_media_error(session, message_id=message_id, error=str(exc))
         return
