@@ -67,6 +67,7 @@ class Principal:
     user: User
     org_id: uuid.UUID | None  # the organization this request acts on
     claims: dict
+    org: Organization | None = None  # its row, loaded once per request
 
     @property
     def role(self) -> Role:
@@ -93,7 +94,9 @@ def require_org_id() -> uuid.UUID:
 
 def current_org() -> Organization:
     """The acting organization's row (plan, default country, settings)."""
-    return get_organization(get_session(), org_id=require_org_id())
+    org_id = require_org_id()
+    org = g.principal.org
+    return org if org is not None and org.id == org_id else get_organization(get_session(), org_id=org_id)
 
 
 def endpoint_requirement(app: Flask, endpoint: str, method: str) -> Requirement | None:
@@ -139,36 +142,39 @@ def _verified_claims(refresh: bool) -> dict:
     return get_jwt()
 
 
-def _token_user(claims: dict) -> User:
+def _token_user(claims: dict) -> tuple[User, Organization | None]:
+    """The token's user and its organization, in one query (every authenticated request runs it)."""
     try:
         user_id = uuid.UUID(claims["sub"])
     except (KeyError, ValueError) as exc:
         raise TokenInvalidError("The token names no user") from exc
-    user = get_session().execute(
-        select(User).where(User.id == user_id).execution_options(include_deleted=True)
-    ).scalar_one_or_none()
+    row = get_session().execute(
+        select(User, Organization).outerjoin(Organization, Organization.id == User.organization_id)
+        .where(User.id == user_id).execution_options(include_deleted=True)
+    ).one_or_none()
+    user, org = row if row is not None else (None, None)
     if user is None or not user.is_active:
         raise TokenRevokedError("This account is deactivated or deleted")
     if claims.get("auth_time", 0) < user.tokens_valid_after.timestamp():
         raise TokenRevokedError("The password, role or status changed since this sign-in; sign in again")
     if auth_sessions.is_revoked(get_redis(), jti=claims["jti"], family=claims.get("fam")):
         raise TokenRevokedError("This session was signed out")
-    return user
+    return user, org
 
 
-def _acting_org(user: User, requirement: Requirement) -> uuid.UUID | None:
+def _acting_org(user: User, own_org: Organization | None, requirement: Requirement) -> Organization | None:
     if user.role == Role.super_admin:
         header = request.headers.get(ORG_HEADER)
         if not header:
             return None
-        return get_organization(get_session(), org_id=header).id
-    org = get_session().get(Organization, user.organization_id)
+        return get_organization(get_session(), org_id=header)
+    org = own_org
     if org is None or org.deleted_at is not None:
         raise TokenRevokedError("This organization no longer exists")
     # A suspended organization may still see who it is and sign out, nothing else.
     if org.is_suspended and requirement not in (AUTHENTICATED, REFRESH):
         raise OrganizationSuspendedError("This organization is suspended; contact support")
-    return org.id
+    return org
 
 
 def _authorize() -> None:
@@ -182,14 +188,15 @@ def _authorize() -> None:
             raise PermissionDeniedError("This endpoint declares no permission and is closed")
         return
     claims = _verified_claims(refresh=requirement == REFRESH)
-    user = _token_user(claims)
+    user, own_org = _token_user(claims)
     if requirement not in (AUTHENTICATED, REFRESH) and not has_permission(user.role, requirement):
         raise PermissionDeniedError(
             f"The {user.role.value} role cannot do this",
             details={"required_permission": Permission(requirement).value, "role": user.role.value},
         )
-    org_id = _acting_org(user, requirement)
-    g.principal = Principal(user=user, org_id=org_id, claims=claims)
+    org = _acting_org(user, own_org, requirement)
+    org_id = org.id if org is not None else None
+    g.principal = Principal(user=user, org_id=org_id, claims=claims, org=org)
     g.org_token = bind_organization(org_id)
     bind_context(user_id=user.id, org_id=org_id)
 
