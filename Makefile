@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 # Everything in the Procfile but `release` (migrations run once, before the rest starts).
 PROCESSES := web webhooks bots sends campaigns analytics maintenance beat flower sandbox
 
-.PHONY: install run migrate superadmin test test-unit test-integration bench clean-data help
+.PHONY: install run migrate superadmin test test-unit test-integration bench bench-throughput clean-data help
 
 help:
 	@echo "make run      start web, every worker pool, beat and Flower on embedded stores (Ctrl-C stops all)"
@@ -16,6 +16,7 @@ help:
 	@echo "make migrate  apply database migrations"
 	@echo "make superadmin EMAIL=you@example.com   create a platform super_admin (asks for the password)"
 	@echo "make bench    run the benchmarks under bench/"
+	@echo "make bench-throughput   the message pipeline's figures and targets in one run (quiet machine)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,7 +56,11 @@ test-integration: install
 	@$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
 
 bench: install
-	@for script in bench/[a-z]*.py; do case $$script in *_tasks.py) continue;; esac; echo "== $$script"; $(BIN)/python -m shared.embedded -- $(BIN)/python $$script || exit 1; done
+	@for script in bench/[a-z]*.py; do case $$script in *_tasks.py|bench/throughput.py) continue;; esac; echo "== $$script"; $(BIN)/python -m shared.embedded -- $(BIN)/python $$script || exit 1; done
+
+# The message pipeline's figures with their targets, one benchmark after the other (see bench/throughput.py).
+bench-throughput: install
+	@$(BIN)/python -m shared.embedded -- $(BIN)/python bench/throughput.py
 
 clean-data:
 	rm -rf var/
