@@ -37,7 +37,7 @@ from shared.models import (
 from shared.models.base import utcnow
 from shared.queueing.names import FETCH_MEDIA
 from shared.queueing.publish import enqueue_on_commit
-from shared.services import assignment, consent, contacts, conversations, messages
+from shared.services import assignment, consent, contacts, conversations, messages, statuses
 from shared.whatsapp.outbound import MEDIA_TYPES
 from shared.whatsapp.payloads import InboundMessage, MessagesChange
 
@@ -56,7 +56,7 @@ def process_messages_change(session: Session, *, number: WhatsAppNumber, change:
         record_inbound(session, org=org, number=number, message=message,
                        profile_name=profiles.get(message.from_wa_id))
     for status in change.statuses:
-        messages.apply_status(session, number=number, status=status)
+        statuses.apply_status(session, number=number, status=status)
 
 
 def _text_of(message: InboundMessage) -> str | None:

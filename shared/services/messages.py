@@ -1,4 +1,4 @@
-"""Messages pipeline: outbound intents, the send steps the sends pool runs, and statuses coming back.
+"""Messages pipeline: outbound intents and the send steps the sends pool runs (statuses: `statuses.py`).
 
 Outbound: `queue_message` writes the message `queued` (refusing at once what cannot be sent: a
 closed window for free-form text, an ineligible contact, an expired trial) and publishes
@@ -7,8 +7,7 @@ time), `claim_send`s (queued → sending, committed before the request leaves), 
 records the outcome. A send that may have reached Meta is never resent: it becomes `unknown`
 and the status webhook, which carries our id in `biz_opaque_callback_data`, settles it.
 
-Statuses: applied by wamid, forward only (sent < delivered < read); `failed` only overrides a
-message not yet delivered; every applied transition goes to the event log once.
+Statuses coming back from Meta are applied in `shared/services/statuses.py`.
 """
 
 from __future__ import annotations
@@ -42,13 +41,10 @@ from shared.queueing.publish import enqueue_on_commit
 from shared.phones import normalize_phone
 from shared.services import consent, contacts, conversations, media, numbers, organizations, plans, templates
 from shared.whatsapp import outbound
-from shared.whatsapp.payloads import MessageStatus as StatusUpdate
 
 log = structlog.get_logger(__name__)
 
 CALLBACK_PREFIX = "pytake:"
-STATUS_RANK = {MessageStatus.sent: 1, MessageStatus.delivered: 2, MessageStatus.read: 3}
-NOT_YET_DELIVERED = (MessageStatus.queued, MessageStatus.sending, MessageStatus.unknown, MessageStatus.sent)
 FREE_FORM_TYPES = ("text", "image", "video", "audio", "document", "sticker", "interactive", "reaction",
                    "location", "contacts")
 SENDABLE_TYPES = (*FREE_FORM_TYPES, "template")
@@ -432,73 +428,6 @@ def settle_stuck_sends(session: Session, *, older_than: dt.datetime) -> int:
                 error_message="the worker stopped while sending; waiting for Meta's status")
         .execution_options(synchronize_session=False, all_tenants=True)
     ).rowcount
-
-
-# -- statuses from Meta ------------------------------------------------------------------------
-
-
-def _status_target(session: Session, number: WhatsAppNumber, status: StatusUpdate) -> Message | None:
-    found = session.execute(
-        select(Message).where(Message.wamid == status.wamid, Message.organization_id == number.organization_id)
-        .with_for_update()
-    ).scalar_one_or_none()
-    if found is not None:
-        return found
-    ours = message_id_from_callback(status.biz_opaque_callback_data)
-    if ours is None:
-        return None
-    found = session.execute(
-        select(Message).where(Message.id == ours, Message.organization_id == number.organization_id,
-                              Message.direction == Direction.outbound).with_for_update()
-    ).scalar_one_or_none()
-    if found is not None and found.wamid is None:
-        found.wamid = status.wamid  # the status came before our own record of the send (or the send timed out)
-    return found
-
-
-def apply_status(session: Session, *, number: WhatsAppNumber, status: StatusUpdate) -> bool:
-    """Move a message forward by one status webhook item; False when it changes nothing."""
-    message = _status_target(session, number, status)
-    if message is None:
-        audit_on_commit(session, org_id=number.organization_id, action="messages.status_unmatched",
-                        subject_type="wamid", subject_id=status.wamid, actor_id=None,
-                        data={"status": status.status}, event_id=f"status:{status.wamid}:{status.status}")
-        return False
-    name = "read" if status.status == "played" else status.status
-    at = status.timestamp
-    if name == "failed":
-        if message.status not in NOT_YET_DELIVERED:
-            return False  # delivered wins over a late failure (multi-device)
-        error = status.errors[0] if status.errors else None
-        message.status = MessageStatus.failed
-        message.failed_at = at
-        message.error_code = str(error.code) if error and error.code is not None else "failed"
-        message.error_message = (error.details or error.message or error.title) if error else None
-    elif name in ("sent", "delivered", "read"):
-        new = MessageStatus(name)
-        if STATUS_RANK[new] <= STATUS_RANK.get(message.status, 0):
-            return False
-        was_counted = message.status in (MessageStatus.sent, MessageStatus.delivered, MessageStatus.read)
-        # A later step implies the earlier ones Meta skipped or has not sent yet (read before delivered).
-        implied = [step for step, column in (("sent", "sent_at"), ("delivered", "delivered_at"))
-                   if STATUS_RANK[MessageStatus(step)] < STATUS_RANK[new] and getattr(message, column) is None]
-        message.status = new
-        message.sent_at = message.sent_at or at
-        if STATUS_RANK[new] >= STATUS_RANK[MessageStatus.delivered]:
-            message.delivered_at = message.delivered_at or at
-        if new == MessageStatus.read:
-            message.read_at = at
-        message.error_code = message.error_message = None
-        if not was_counted:
-            _count_outbound(session, message, at)
-        for step in implied:
-            _timeline(session, message, step, data={"wamid": status.wamid, "implied_by": name})
-    else:
-        return False
-    _timeline(session, message, name, data={"wamid": status.wamid,
-                                            "error_code": message.error_code if name == "failed" else None})
-    session.flush()
-    return True
 
 
 def _timeline(session: Session, message: Message, step: str, *, actor_id: uuid.UUID | None = None,
