@@ -17,14 +17,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import time
 import uuid
 from typing import Callable, Iterator
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
 
 from shared.models.base import SoftDeleteMixin, TenantMixin
 from shared.settings import get_settings
+
+PING_AFTER_IDLE_SECONDS = 2.0
 
 _engine: Engine | None = None
 _session_factory: Callable[[], Session] | None = None
@@ -45,12 +49,38 @@ def get_engine() -> Engine:
             )
         _engine = create_engine(
             url,
-            pool_pre_ping=True,
             pool_size=5,
             max_overflow=5,
             connect_args={"connect_timeout": 5},
         )
+        _ping_connections_left_idle(_engine)
     return _engine
+
+
+def _ping_connections_left_idle(engine: Engine) -> None:
+    """Check a pooled connection with a round trip only when it sat idle for a while.
+
+    `pool_pre_ping` pings on every checkout: one more round trip for every request and task, on
+    connections that were in use a moment ago. A connection back in the pool for less than
+    PING_AFTER_IDLE_SECONDS goes out unchecked; if the server went away meanwhile, the first
+    statement fails as a disconnect, SQLAlchemy drops the whole pool, and the request or task
+    fails once (tasks retry transient errors).
+    """
+
+    @event.listens_for(engine, "connect")
+    @event.listens_for(engine, "checkin")
+    def _fresh(dbapi_connection, record) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, proxy) -> None:
+        if time.monotonic() - record.info.get("checked_in_at", 0.0) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        except Exception as exc:  # any failure here means this connection is gone: the pool opens another
+            raise DisconnectionError(str(exc)) from exc
 
 
 def dispose_engine() -> None:
