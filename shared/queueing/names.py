@@ -23,7 +23,8 @@ def ping_task(queue: str) -> str:
 PING_TASKS = tuple(ping_task(queue) for queue in QUEUES)
 
 # webhooks: inbound messages, statuses, and handing conversations to agents
-PROCESS_WEBHOOK = "webhooks.process_event"
+PROCESS_WEBHOOK = "webhooks.process_event"  # one row: kept so a task still in a broker is applied
+DRAIN_WEBHOOKS = "webhooks.drain"  # the waiting rows, in arrival order, in batches
 FETCH_MEDIA = "webhooks.fetch_media"
 ASSIGN_WAITING = "webhooks.assign_waiting"
 

@@ -6,7 +6,8 @@ under their capacity (`max_open_conversations`). Conversations nobody can take w
 (`waiting_since`) and are handed out when an agent comes online or frees capacity.
 
 Concurrency: every automatic assignment of an organization runs under one transaction-scoped
-advisory lock, so two workers never count the same free seat twice; the conversation row itself is
+advisory lock, taken only when an agent with room exists (queueing a conversation takes none),
+so two workers never count the same free seat twice; the conversation row itself is
 locked by its caller, so it is never given to two agents.
 """
 
@@ -87,18 +88,32 @@ def _give(session: Session, conversation: Conversation, agent: User, *, actor_id
 
 
 def auto_assign(session: Session, *, conversation: Conversation) -> User | None:
-    """Give a locked, unassigned, open conversation to the next online agent with room, or queue it."""
+    """Give a locked, unassigned, open conversation to the next online agent with room, or queue it.
+
+    The organization's lock is taken only when someone could take the conversation: with nobody
+    online (the common case under load) it is queued without it. An agent who comes online meanwhile
+    runs `assign_waiting` under the lock; one that ran just before this commit is caught up by the
+    message sweep, which hands waiting conversations out again.
+    """
     if conversation.assigned_agent_id is not None or conversation.status not in OPEN_STATUSES:
+        return None
+    if _next_agent(session, org_id=conversation.organization_id, department_id=conversation.department_id) is None:
+        queue_unassigned(session, conversation=conversation)
         return None
     _lock_assignments(session, conversation.organization_id)
     agent = _next_agent(session, org_id=conversation.organization_id, department_id=conversation.department_id)
-    if agent is None:
-        conversation.waiting_since = conversation.waiting_since or utcnow()
-        session.flush()
+    if agent is None:  # the seat went to someone else while we waited for the lock
+        queue_unassigned(session, conversation=conversation)
         return None
     _give(session, conversation, agent, actor_id=None, how="auto")
     session.flush()
     return agent
+
+
+def queue_unassigned(session: Session, *, conversation: Conversation) -> None:
+    """Put an open, unassigned conversation in the assignment queue (no lock: nothing is given)."""
+    if conversation.assigned_agent_id is None and conversation.status in OPEN_STATUSES:
+        conversation.waiting_since = conversation.waiting_since or utcnow()
 
 
 def assign_waiting(session: Session, *, org_id: uuid.UUID) -> int:

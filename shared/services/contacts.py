@@ -280,3 +280,39 @@ def upsert_from_whatsapp(session: Session, *, org_id: uuid.UUID, wa_id: str, pro
     return session.execute(
         select(Contact).where(Contact.id == contact_id).execution_options(populate_existing=True)
     ).scalar_one()
+
+
+def upsert_many_from_whatsapp(session: Session, *, org_id: uuid.UUID,
+                              profiles: dict[str, str | None]) -> dict[str, Contact]:
+    """`upsert_from_whatsapp` for a whole webhook batch in one statement: {wa_id: profile name} -> {wa_id: contact}.
+
+    Two wa_ids of one identity (a Brazilian number with and without its ninth digit) are one row
+    (ON CONFLICT DO UPDATE may touch a row once per statement); the last wa_id seen is kept, as a
+    second single upsert would leave it.
+    """
+    by_key: dict[str, dict[str, Any]] = {}
+    key_of: dict[str, str] = {}
+    for wa_id, profile_name in profiles.items():
+        key = key_of[wa_id] = identity_key_for_wa_id(wa_id)
+        try:
+            e164 = normalize_phone("+" + wa_id).e164
+        except InvalidInputError:
+            e164 = "+" + wa_id  # test ranges and new numbering plans: Meta's digits are the truth
+        earlier = by_key.get(key)
+        by_key[key] = {"organization_id": org_id, "wa_id": wa_id, "phone_e164": e164, "identity_key": key,
+                       "profile_name": profile_name or (earlier["profile_name"] if earlier else None)}
+    if not by_key:
+        return {}
+    statement = insert(Contact).values(list(by_key.values()))
+    ids = dict(session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[Contact.organization_id, Contact.identity_key],
+            index_where=Contact.deleted_at.is_(None),
+            set_={"wa_id": statement.excluded.wa_id,
+                  "profile_name": func.coalesce(statement.excluded.profile_name, Contact.profile_name)},
+        ).returning(Contact.identity_key, Contact.id)
+    ).all())
+    loaded = {contact.identity_key: contact for contact in session.execute(
+        select(Contact).where(Contact.id.in_(list(ids.values()))).execution_options(populate_existing=True)
+    ).scalars()}
+    return {wa_id: loaded[key] for wa_id, key in key_of.items()}

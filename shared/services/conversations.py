@@ -242,15 +242,32 @@ def set_status(session: Session, *, conversation: Conversation, status: Conversa
 
 def messages_page(session: Session, *, conversation: Conversation, cursor: str | None = None,
                   limit: int = 50) -> tuple[list[Message], str | None]:
-    """Newest first, keyset-paginated on (created_at, id)."""
+    """Newest first, keyset-paginated on the arrival `sequence`.
+
+    Not created_at: the messages of one webhook batch are stored in one transaction and share it;
+    the sequence is their order of arrival (and of queueing, for ours).
+    """
     query = select(Message).where(Message.conversation_id == conversation.id)
     if cursor:
-        stamp, ident = _decode_cursor(cursor)
-        query = query.where(tuple_(Message.created_at, Message.id) < tuple_(stamp, ident))
-    rows = list(session.execute(query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)).scalars())
+        query = query.where(Message.sequence < _decode_sequence_cursor(cursor))
+    rows = list(session.execute(query.order_by(Message.sequence.desc()).limit(limit + 1)).scalars())
     items = rows[:limit]
-    next_cursor = _encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit and items else None
+    next_cursor = _encode_sequence_cursor(items[-1].sequence) if len(rows) > limit and items else None
     return items, next_cursor
+
+
+def _encode_sequence_cursor(sequence: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps(["seq", sequence]).encode()).decode()
+
+
+def _decode_sequence_cursor(cursor: str) -> int:
+    try:
+        tag, sequence = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        if tag != "seq" or not isinstance(sequence, int) or isinstance(sequence, bool):
+            raise ValueError(cursor)
+        return sequence
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursorError("cursor is not one this API gave out") from exc
 
 
 def last_inbound(session: Session, *, conversation: Conversation) -> Message | None:
@@ -275,3 +292,28 @@ def number_and_contact(session: Session, conversation: Conversation) -> tuple[Wh
     number = session.get(WhatsAppNumber, conversation.number_id)
     contact = session.get(Contact, conversation.contact_id)
     return number, contact
+
+
+def get_or_open_many(session: Session, *, org_id: uuid.UUID,
+                     pairs: set[tuple[uuid.UUID, uuid.UUID]]) -> dict[tuple[uuid.UUID, uuid.UUID], Conversation]:
+    """`get_or_open` for a webhook batch: {(number_id, contact_id): conversation}, one insert, one locking read.
+
+    Rows are locked in id order, so two batches that share conversations never deadlock.
+    """
+    if not pairs:
+        return {}
+    ordered = sorted(pairs)
+    session.execute(
+        insert(Conversation)
+        .values([{"organization_id": org_id, "number_id": number_id, "contact_id": contact_id}
+                 for number_id, contact_id in ordered])
+        .on_conflict_do_nothing(index_elements=[Conversation.number_id, Conversation.contact_id])
+    )
+    found = session.execute(
+        select(Conversation)
+        .where(tuple_(Conversation.number_id, Conversation.contact_id).in_(ordered))
+        .order_by(Conversation.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalars()
+    return {(conversation.number_id, conversation.contact_id): conversation for conversation in found}

@@ -1,19 +1,25 @@
-"""Inbound pipeline: what customers send, from a `messages` webhook change to a routed conversation.
+"""Inbound pipeline: what customers send, from `messages` webhook changes to routed conversations.
 
-For each message: the contact is upserted (identity rules of the contacts services), the
-conversation found or opened (a closed one reopens), the message stored once by its wamid (a
-repeat is dropped here, so it is routed once too), the 24 h window moved forward, opt-out and
-opt-in keywords recorded in the consent ledger with a confirmation reply, media fetched by a task
-of its own, and the conversation handed to its agent (automatic assignment). A blocked contact's
-messages are stored but not routed. Statuses in the same change go to the messages services.
+Set-wise: the messages of a whole drained batch (one payload or many) are processed together,
+per organization: contacts upserted in one statement (identity rules of the contacts services),
+conversations found or opened in one (a closed one reopens) and locked in id order, messages
+inserted in one (unique wamid, ON CONFLICT DO NOTHING: a repeat is dropped here, so it is routed
+once too), then, in arrival order, the 24 h window moved forward, counters counted, opt-out and
+opt-in keywords recorded in the consent ledger with a confirmation reply (messages.queue_message),
+media fetched by a task of its own. Each conversation is then handed to its agent once per batch
+(automatic assignment); a blocked contact's messages are stored but not routed. Statuses in the
+same changes go to the status handling (shared/services/statuses.py).
 
-Order: the caller (shared/services/webhooks.py) processes one number's payloads in arrival order
-under a lock, so two quick messages from one customer are stored and routed in the order they came.
+Order: the caller (shared/services/webhooks.py) applies batches one at a time in arrival order,
+and the messages are inserted in that order, so their `sequence` is the order they came in and a
+customer's two quick messages are stored and routed in that order. No lock over the number is
+taken here; the organization's assignment lock only when an agent can actually be given.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import select
@@ -49,14 +55,121 @@ DEFAULT_OPT_OUT_REPLY = "You will no longer receive messages from us. Reply STAR
 DEFAULT_OPT_IN_REPLY = "You will receive our messages again. Reply STOP to stop them at any time."
 
 
+@dataclass(frozen=True)
+class RoutedChange:
+    """A `messages` change and the number of ours it names."""
+
+    number: WhatsAppNumber
+    change: MessagesChange
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    number: WhatsAppNumber
+    message: InboundMessage
+    profile_name: str | None
+
+
 def process_messages_change(session: Session, *, number: WhatsAppNumber, change: MessagesChange) -> None:
-    org = session.get(Organization, number.organization_id)
-    profiles = {contact.wa_id: contact.profile_name for contact in change.contacts if contact.wa_id}
-    for message in change.messages:
-        record_inbound(session, org=org, number=number, message=message,
-                       profile_name=profiles.get(message.from_wa_id))
-    for status in change.statuses:
-        statuses.apply_status(session, number=number, status=status)
+    process_changes(session, [RoutedChange(number=number, change=change)])
+
+
+def process_changes(session: Session, changes: list[RoutedChange]) -> None:
+    """Store and route every inbound message of `changes` (in arrival order), then apply their statuses."""
+    by_org: dict[uuid.UUID, list[_Arrival]] = {}
+    for routed in changes:
+        profiles = {contact.wa_id: contact.profile_name for contact in routed.change.contacts if contact.wa_id}
+        for message in routed.change.messages:
+            if not message.from_wa_id:
+                # Users known only by a business-scoped id (reference §10) cannot be keyed to a contact yet.
+                log.warning("inbound.no_wa_id", wamid=message.wamid, user_id=message.from_user_id)
+                continue
+            by_org.setdefault(routed.number.organization_id, []).append(
+                _Arrival(routed.number, message, profiles.get(message.from_wa_id)))
+    for org_id, arrivals in by_org.items():
+        _record_many(session, org=session.get(Organization, org_id), arrivals=arrivals)
+    for routed in changes:
+        for status in routed.change.statuses:
+            statuses.apply_status(session, number=routed.number, status=status)
+
+
+def _content_of(message: InboundMessage) -> dict:
+    return message.content if isinstance(message.content, dict) else {"items": message.content}
+
+
+def _record_many(session: Session, *, org: Organization, arrivals: list[_Arrival]) -> list[Message]:
+    """Store one organization's arrivals set-wise and route them; the messages stored (repeats dropped)."""
+    profiles: dict[str, str | None] = {}
+    for arrival in arrivals:  # the latest non-empty profile name wins, as one upsert per message left it
+        profiles[arrival.message.from_wa_id] = arrival.profile_name or profiles.get(arrival.message.from_wa_id)
+    contact_of = contacts.upsert_many_from_whatsapp(session, org_id=org.id, profiles=profiles)
+    conversation_of = conversations.get_or_open_many(session, org_id=org.id, pairs={
+        (arrival.number.id, contact_of[arrival.message.from_wa_id].id) for arrival in arrivals})
+    now = utcnow()
+    rows, seen = [], set()
+    for arrival in arrivals:
+        message = arrival.message
+        if message.wamid in seen:
+            continue  # the same message twice in one batch: ON CONFLICT would drop it anyway
+        seen.add(message.wamid)
+        contact = contact_of[message.from_wa_id]
+        content = _content_of(message)
+        rows.append({
+            "organization_id": org.id, "conversation_id": conversation_of[(arrival.number.id, contact.id)].id,
+            "contact_id": contact.id, "number_id": arrival.number.id, "direction": Direction.inbound,
+            "type": message.type, "content": content, "wamid": message.wamid, "status": MessageStatus.received,
+            "sender_type": SenderType.customer, "occurred_at": message.timestamp,
+            "context_wamid": message.context.quoted_message_id if message.context else None,
+            "referral": message.referral, "media_id": content.get("id") if message.type in MEDIA_TYPES else None,
+            "routed_at": now,  # blocked contacts' messages too: stored, handled, never handed to anyone
+        })
+    # One INSERT in arrival order: the identity gives `sequence` in that order.
+    inserted = session.execute(
+        insert(Message).values(rows)
+        .on_conflict_do_nothing(index_elements=[Message.wamid], index_where=Message.wamid.is_not(None))
+        .returning(Message.id)
+    ).scalars().all()
+    if len(inserted) < len(rows):
+        log.info("inbound.duplicates", count=len(rows) - len(inserted))
+    if not inserted:
+        return []
+    stored = list(session.execute(
+        select(Message).where(Message.id.in_(inserted)).order_by(Message.sequence)
+    ).scalars())
+    by_wamid = {arrival.message.wamid: arrival for arrival in reversed(arrivals)}
+    touched: dict[uuid.UUID, tuple[Conversation, Contact]] = {}
+    for message in stored:
+        conversation = conversation_of[(message.number_id, message.contact_id)]
+        contact = contact_of[by_wamid[message.wamid].message.from_wa_id]
+        conversations.note_inbound(conversation, message, received_at=now)
+        contact.first_inbound_at = contact.first_inbound_at or now
+        contact.last_inbound_at = now
+        contact.messages_in_count += 1
+        if message.media_id:
+            enqueue_on_commit(session, FETCH_MEDIA, message_id=str(message.id), org_id=str(org.id))
+        _apply_keyword(session, org=org, contact=contact, conversation=conversation,
+                       message=by_wamid[message.wamid].message)
+        touched[conversation.id] = (conversation, contact)
+    no_agent_for: set[uuid.UUID | None] = set()  # departments found without an agent with room, this batch
+    for conversation, contact in touched.values():
+        if contact.is_blocked or conversation.assigned_agent_id is not None:
+            continue
+        if conversation.department_id in no_agent_for:
+            assignment.queue_unassigned(session, conversation=conversation)
+        elif assignment.auto_assign(session, conversation=conversation) is None:
+            no_agent_for.add(conversation.department_id)
+    session.flush()
+    return stored
+
+
+def record_inbound(session: Session, *, org: Organization, number: WhatsAppNumber, message: InboundMessage,
+                   profile_name: str | None) -> Message | None:
+    """Store one inbound message and route it; None when its wamid was seen before or it has no wa_id."""
+    if not message.from_wa_id:
+        log.warning("inbound.no_wa_id", wamid=message.wamid, user_id=message.from_user_id)
+        return None
+    stored = _record_many(session, org=org, arrivals=[_Arrival(number, message, profile_name)])
+    return stored[0] if stored else None
 
 
 def _text_of(message: InboundMessage) -> str | None:
@@ -71,46 +184,6 @@ def _text_of(message: InboundMessage) -> str | None:
 def _keywords(org: Organization, name: str, default: tuple[str, ...]) -> set[str]:
     configured = org.settings.get(name)
     return {word.strip().upper() for word in (configured or default) if word and word.strip()}
-
-
-def record_inbound(session: Session, *, org: Organization, number: WhatsAppNumber, message: InboundMessage,
-                   profile_name: str | None) -> Message | None:
-    """Store one inbound message and route it; None when its wamid was seen before."""
-    if not message.from_wa_id:
-        # Users known only by a business-scoped id (reference §10) cannot be keyed to a contact yet.
-        log.warning("inbound.no_wa_id", wamid=message.wamid, user_id=message.from_user_id)
-        return None
-    contact = contacts.upsert_from_whatsapp(session, org_id=org.id, wa_id=message.from_wa_id, profile_name=profile_name)
-    conversation = conversations.get_or_open(session, org_id=org.id, number_id=number.id, contact_id=contact.id)
-    now = utcnow()
-    content = message.content if isinstance(message.content, dict) else {"items": message.content}
-    media_id = content.get("id") if message.type in MEDIA_TYPES else None
-    message_id = session.execute(
-        insert(Message)
-        .values(
-            organization_id=org.id, conversation_id=conversation.id, contact_id=contact.id, number_id=number.id,
-            direction=Direction.inbound, type=message.type, content=content, wamid=message.wamid,
-            status=MessageStatus.received, sender_type=SenderType.customer, occurred_at=message.timestamp,
-            context_wamid=message.context.quoted_message_id if message.context else None,
-            referral=message.referral, media_id=media_id,
-        )
-        .on_conflict_do_nothing(index_elements=[Message.wamid], index_where=Message.wamid.is_not(None))
-        .returning(Message.id)
-    ).scalar_one_or_none()
-    if message_id is None:
-        log.info("inbound.duplicate", wamid=message.wamid)
-        return None
-    stored = session.get(Message, message_id)
-    conversations.note_inbound(conversation, stored, received_at=now)
-    contact.first_inbound_at = contact.first_inbound_at or now
-    contact.last_inbound_at = now
-    contact.messages_in_count += 1
-    if media_id:
-        enqueue_on_commit(session, FETCH_MEDIA, message_id=str(stored.id), org_id=str(org.id))
-    _apply_keyword(session, org=org, contact=contact, conversation=conversation, message=message)
-    _route(session, conversation=conversation, contact=contact, message=stored, at=now)
-    session.flush()
-    return stored
 
 
 def _apply_keyword(session: Session, *, org: Organization, contact: Contact, conversation: Conversation,
@@ -136,15 +209,6 @@ def _apply_keyword(session: Session, *, org: Organization, contact: Contact, con
         )
     except DomainError as exc:  # blocked contact, ended trial: the consent change stands, no reply goes
         log.info("inbound.keyword_reply_refused", contact_id=contact.id, code=exc.code)
-
-
-def _route(session: Session, *, conversation: Conversation, contact: Contact, message: Message, at) -> None:
-    """Hand the conversation to whoever works it. Blocked contacts are stored, never routed."""
-    message.routed_at = at
-    if contact.is_blocked:
-        return
-    if conversation.assigned_agent_id is None:
-        assignment.auto_assign(session, conversation=conversation)
 
 
 def numbers_by_phone_number_id(session: Session, phone_number_ids: set[str]) -> dict[str, WhatsAppNumber]:

@@ -1,41 +1,72 @@
 """Webhooks pipeline: Meta's calls, from the raw bytes at the door to numbers and templates updated.
 
-Intake (in the request, milliseconds): check X-Hub-Signature-256 over the raw body against the app
-secret of *each* number the payload names (a body signed by one tenant never writes into another), store the bytes (deduplicated by their SHA-256: Meta
-repeats deliveries), publish `webhooks.process_event` after commit.
+Intake (in the request, about a millisecond of work): the body is decoded once; X-Hub-Signature-256
+is checked over the raw bytes against the app secret of *each* number the payload names (a body
+signed by one tenant never writes into another); the bytes are stored (deduplicated by their
+SHA-256: Meta repeats deliveries); after commit the intake makes sure a drain is pending. It does
+not publish a task per request (that publish cost more than the rest of the request): a Redis
+`SET NX` flag says "a drain is pending", and only the request that set it publishes
+`webhooks.drain`. The flag carries a TTL, and the message sweep publishes a drain when rows wait
+past JOB_REQUEUE_AFTER_SECONDS, so a flag whose task was lost delays rows, never strands them.
 
-Processing (webhooks pool): claim the row, archive the payload to the event log, apply template
-and number updates, and hand `messages` / `statuses` changes to the inbound pipeline
-(shared/services/inbound.py), in arrival order per number. Every step is idempotent, so a redelivered task changes nothing more.
+Draining (webhooks pool): the drain clears the flag *before* it reads, so a row committed after its
+read sets the flag again and gets a drain of its own. It then takes the waiting rows in arrival
+order, in batches, each batch one transaction: parse, archive to the event log (one insert_many
+after commit), apply template and number updates, and hand all the batch's `messages` changes to
+the inbound pipeline at once (shared/services/inbound.py, set-wise).
+
+Order: one drain applies rows at a time (a transaction-scoped advisory lock held per batch).
+That one lock replaces the per-number lock taken for every payload: it is taken once per batch of
+up to DRAIN_BATCH rows, not once per message, and since the batch is applied set-wise one drain
+keeps up with Meta's pace. It guarantees arrival order per conversation (and across them) with no
+row-ownership protocol between drains. Several drains (a pending one and a running one) simply
+queue on the lock; the second then finds what arrived meanwhile. Scaling past one core is a
+sharded lock (per number hash) taken by drains of their shard: not needed at today's targets.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
-from sqlalchemy import select, text, tuple_, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared import events
+from shared import aftercommit, events
 from shared.models import MessageTemplate, NumberStatus, WebhookEvent, WebhookEventStatus, WhatsAppNumber
 from shared.models.base import utcnow
-from shared.queueing.names import PROCESS_WEBHOOK, SYNC_NUMBER
-from shared.queueing.publish import enqueue_on_commit
+from shared.queueing.names import DRAIN_WEBHOOKS, SYNC_NUMBER
+from shared.queueing.publish import publish_now
 from shared.redis_client import get_redis
 from shared.services import inbound, numbers
 from shared.services.jobs import create_job
 from shared.settings import get_settings
-from shared.whatsapp.payloads import FieldChange, MessagesChange, WebhookPayloadError, parse_webhook, phone_number_ids, waba_ids
+from shared.whatsapp.payloads import (
+    FieldChange,
+    MessagesChange,
+    WebhookPayload,
+    WebhookPayloadError,
+    parse_document,
+    phone_number_ids,
+    waba_ids,
+)
 from shared.whatsapp.signatures import verify_signature
 
 log = structlog.get_logger(__name__)
 BAD_SIGNATURE_COUNTER = "pytake:webhooks:bad_signatures"
+DRAIN_PENDING_FLAG = "pytake:webhooks:drain_pending"
+# A drain published but lost (broker restart, a dropped message) only holds the flag this long.
+DRAIN_FLAG_TTL_SECONDS = 30
+DRAIN_LOCK_KEY = "pytake:webhooks:drain"
+DRAIN_BATCH = 200
 MESSAGES = "messages"
-EARLIER_BATCH = 200
+_ARM_KIND = "webhooks.arm_drain"
+_ARCHIVE_KIND = "webhooks.archive"
 
 
 class WebhookSignatureError(Exception):
@@ -48,13 +79,16 @@ class Intake:
     routable: bool
 
 
-def _routes_named(session: Session, body: bytes, *, fresh: bool = False) -> tuple[list[numbers.Route], bool]:
+# -- intake ---------------------------------------------------------------------------------
+
+
+def _routes_named(session: Session, document: Any, *, fresh: bool = False) -> tuple[list[numbers.Route], bool]:
     """The numbers a payload names, and whether the answer may be stale (served from the route cache)."""
-    ids = phone_number_ids(body)
+    ids = phone_number_ids(document) if isinstance(document, dict) else set()
     if ids:
         return numbers.routes_for_phone_number_ids(session, ids, fresh=fresh), not fresh
     # Fields without a phone_number_id (templates, quality, account) name the WABA: rare, never cached.
-    wabas = waba_ids(body)
+    wabas = waba_ids(document) if isinstance(document, dict) else set()
     named = list(session.execute(
         select(WhatsAppNumber).where(WhatsAppNumber.waba_id.in_(wabas)).execution_options(all_tenants=True)
     ).scalars()) if wabas else []
@@ -83,15 +117,20 @@ def _signed_for_every_number(body: bytes, signature: str | None, routes: list[nu
     return True if checked else None
 
 
+def _decode(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
 def receive_webhook(session: Session, *, body: bytes, signature: str | None) -> Intake:
     """Verify and store one POST. Raises WebhookSignatureError; never anything else for a readable body."""
-    try:
-        routes, maybe_stale = _routes_named(session, body)
-    except (WebhookPayloadError, ValueError):
-        routes, maybe_stale = [], False
+    document = _decode(body)  # once: routing, fields and the strict parse all read this one document
+    routes, maybe_stale = _routes_named(session, document)
     signed = _signed_for_every_number(body, signature, routes)
     if signed is False and maybe_stale:  # a secret rotated since it was cached
-        routes, _ = _routes_named(session, body, fresh=True)
+        routes, _ = _routes_named(session, document, fresh=True)
         signed = _signed_for_every_number(body, signature, routes)
     if signed is False:
         get_redis().incr(BAD_SIGNATURE_COUNTER)
@@ -100,7 +139,7 @@ def receive_webhook(session: Session, *, body: bytes, signature: str | None) -> 
     routable = bool(routes)
     orgs = {route.organization_id for route in routes}
     try:
-        fields = sorted({change.field for change in parse_webhook(body).changes})
+        fields = sorted({change.field for change in parse_document(document).changes})
     except WebhookPayloadError:
         fields, routable = [], False
     digest = hashlib.sha256(body).hexdigest()
@@ -120,91 +159,174 @@ def receive_webhook(session: Session, *, body: bytes, signature: str | None) -> 
         .returning(WebhookEvent.id)
     ).scalar_one_or_none()
     if event_id is not None and routable:
-        enqueue_on_commit(session, PROCESS_WEBHOOK, event_id=str(event_id), org_id=None)
+        aftercommit.defer(session, _ARM_KIND, event_id)
     log.info("webhooks.received", event_id=event_id, duplicate=event_id is None, routable=routable)
     return Intake(event_id=event_id, routable=routable)
 
 
-def _claim(session: Session, event_id: uuid.UUID) -> WebhookEvent | None:
-    return session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.id == event_id,
-               WebhookEvent.status.in_([WebhookEventStatus.received, WebhookEventStatus.processing]))
-        .values(status=WebhookEventStatus.processing, attempts=WebhookEvent.attempts + 1)
-        .returning(WebhookEvent)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    ).scalar_one_or_none()
+def arm_drain() -> bool:
+    """Make sure a drain is pending: publish one only if no other is (True when this call published).
+
+    Called after the row's commit, never before: a drain that cleared the flag and read before the
+    commit would miss the row, and this call is what gives it a drain of its own.
+    """
+    if not get_redis().set(DRAIN_PENDING_FLAG, b"1", nx=True, ex=DRAIN_FLAG_TTL_SECONDS):
+        return False
+    publish_now(DRAIN_WEBHOOKS, org_id=None)
+    return True
 
 
-def _lock_numbers(session: Session, phone_number_ids: list[str]) -> None:
-    """One processor per number at a time (sorted, so two multi-number payloads never deadlock)."""
-    for phone_number_id in sorted(phone_number_ids):
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
-                        {"key": f"pytake:inbound:{phone_number_id}"})
+def _arm_after_commit(event_ids: list[uuid.UUID]) -> None:
+    arm_drain()
 
 
-def _earlier_pending(session: Session, event: WebhookEvent) -> list[uuid.UUID]:
-    """Payloads for the same numbers that arrived before this one and wait: they go first."""
-    return list(session.execute(
-        select(WebhookEvent.id)
-        .where(WebhookEvent.status.in_([WebhookEventStatus.received, WebhookEventStatus.processing]),
-               WebhookEvent.has_messages.is_(True),
-               WebhookEvent.phone_number_ids.overlap(event.phone_number_ids),
-               tuple_(WebhookEvent.created_at, WebhookEvent.id) < tuple_(event.created_at, event.id))
+aftercommit.register(_ARM_KIND, _arm_after_commit)
+
+
+def clear_drain_flag() -> None:
+    """The drain's first step, before it reads a row (see the module docstring)."""
+    get_redis().delete(DRAIN_PENDING_FLAG)
+
+
+# -- draining -------------------------------------------------------------------------------
+
+
+def _lock_drain(session: Session) -> None:
+    session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": DRAIN_LOCK_KEY})
+
+
+def _waiting(session: Session, *, limit: int, up_to: WebhookEvent | None = None) -> list[WebhookEvent]:
+    query = (
+        select(WebhookEvent)
+        .where(WebhookEvent.status.in_([WebhookEventStatus.received, WebhookEventStatus.processing]))
         .order_by(WebhookEvent.created_at, WebhookEvent.id)
-        .limit(EARLIER_BATCH)
-    ).scalars())
+        .limit(limit)
+        .execution_options(populate_existing=True)
+    )
+    if up_to is not None:
+        query = query.where(WebhookEvent.created_at <= up_to.created_at)
+    return list(session.execute(query).scalars())
+
+
+def drain_batch(session: Session, *, limit: int = DRAIN_BATCH) -> int:
+    """Apply up to `limit` waiting rows, oldest first, set-wise; how many rows were taken."""
+    _lock_drain(session)
+    rows = _waiting(session, limit=limit)
+    _apply_rows(session, rows)
+    return len(rows)
 
 
 def process_event(session: Session, *, event_id: uuid.UUID | str) -> bool:
-    """Apply one stored payload; False when it was processed already (a repeat task).
+    """Apply one stored row (and every row that arrived before it and still waits); False when done already.
 
-    Payloads carrying messages are applied in arrival order per number: this processor takes the
-    numbers' lock, then applies every earlier payload still waiting before its own (their own
-    tasks then find them done), so several workers never reorder one customer's messages.
+    The per-row task of before: a task still in a broker, and tests that apply one delivery.
     """
-    event_uuid = uuid.UUID(str(event_id))
-    event = session.get(WebhookEvent, event_uuid)
+    event = session.get(WebhookEvent, uuid.UUID(str(event_id)))
     if event is None or event.status not in (WebhookEventStatus.received, WebhookEventStatus.processing):
         return False
-    if event.has_messages:
-        _lock_numbers(session, event.phone_number_ids)
-        for earlier_id in _earlier_pending(session, event):
-            _apply(session, earlier_id)
-    return _apply(session, event_uuid)
-
-
-def _apply(session: Session, event_id: uuid.UUID) -> bool:
-    event = _claim(session, event_id)
-    if event is None:
-        return False
-    try:
-        payload = parse_webhook(event.body)
-    except WebhookPayloadError as exc:
-        event.status, event.error = WebhookEventStatus.failed, str(exc)[:2000]
-        log.warning("webhooks.unparseable", event_id=event.id, error=str(exc))
-        return True
-    events.append_event(
-        org_id=event.organization_id, event="webhooks.received", subject_type="webhook_event",
-        subject_id=event.id, event_id=f"webhook:{event.id}",
-        data={"fields": event.fields, "body": event.body.decode("utf-8", errors="replace")},
-    )
-    routed = inbound.numbers_by_phone_number_id(session, set(event.phone_number_ids))
-    for change in payload.changes:
-        if isinstance(change, MessagesChange):
-            number = routed.get(change.metadata.phone_number_id)
-            if number is not None:  # a number deleted since intake: the raw payload stays archived
-                inbound.process_messages_change(session, number=number, change=change)
-            continue
-        handler = FIELD_HANDLERS.get(change.field)
-        if handler is not None:
-            handler(session, change)
-    event.status = WebhookEventStatus.processed
-    event.processed_at = utcnow()
-    if event.has_messages:
-        event.messages_processed_at = event.processed_at
-    session.flush()
+    _lock_drain(session)
+    session.refresh(event)
+    if event.status not in (WebhookEventStatus.received, WebhookEventStatus.processing):
+        return False  # a drain applied it while we waited for the lock
+    rows = _waiting(session, limit=DRAIN_BATCH, up_to=event)
+    if event not in rows:
+        rows.append(event)
+    _apply_rows(session, rows)
     return True
+
+
+def _parsed(rows: list[WebhookEvent]) -> list[tuple[WebhookEvent, WebhookPayload]]:
+    parsed = []
+    now = utcnow()
+    for row in rows:
+        row.attempts += 1
+        try:
+            parsed.append((row, parse_document(_decode(row.body))))
+        except WebhookPayloadError as exc:
+            row.status, row.error, row.processed_at = WebhookEventStatus.failed, str(exc)[:2000], now
+            log.warning("webhooks.unparseable", event_id=row.id, error=str(exc))
+    return parsed
+
+
+def _apply_rows(session: Session, rows: list[WebhookEvent]) -> None:
+    """Set-wise first; a batch that fails is applied row by row, so one bad row fails alone."""
+    if not rows:
+        return
+    parsed = _parsed(rows)
+    buffered = _snapshot_after_commit(session)
+    try:
+        with session.begin_nested():
+            _apply_parsed(session, parsed)
+    except _NOT_A_ROW_PROBLEM:
+        raise
+    except Exception as exc:  # a bug or bad data in one row: find it
+        _restore_after_commit(session, buffered)
+        log.warning("webhooks.batch_failed", rows=len(parsed), error=str(exc))
+        for row, payload in parsed:
+            buffered = _snapshot_after_commit(session)
+            try:
+                with session.begin_nested():
+                    _apply_parsed(session, [(row, payload)])
+            except _NOT_A_ROW_PROBLEM:
+                raise
+            except Exception as row_exc:
+                _restore_after_commit(session, buffered)
+                row.status, row.error, row.processed_at = WebhookEventStatus.failed, repr(row_exc)[:2000], utcnow()
+                log.exception("webhooks.row_failed", event_id=row.id)
+    session.flush()
+
+
+def _apply_parsed(session: Session, parsed: list[tuple[WebhookEvent, WebhookPayload]]) -> None:
+    routed = inbound.numbers_by_phone_number_id(
+        session, {pid for row, _ in parsed for pid in row.phone_number_ids})
+    changes: list[inbound.RoutedChange] = []
+    for row, payload in parsed:
+        aftercommit.defer(session, _ARCHIVE_KIND, {
+            "org_id": row.organization_id, "event": "webhooks.received", "subject_type": "webhook_event",
+            "subject_id": row.id, "event_id": f"webhook:{row.id}",
+            "data": {"fields": row.fields, "body": row.body.decode("utf-8", errors="replace")},
+        })
+        for change in payload.changes:
+            if isinstance(change, MessagesChange):
+                number = routed.get(change.metadata.phone_number_id)
+                if number is not None:  # a number deleted since intake: the raw payload stays archived
+                    changes.append(inbound.RoutedChange(number=number, change=change))
+                continue
+            handler = FIELD_HANDLERS.get(change.field)
+            if handler is not None:
+                handler(session, change)
+    inbound.process_changes(session, changes)
+    now = utcnow()
+    for row, _ in parsed:
+        row.status, row.processed_at, row.error = WebhookEventStatus.processed, now, None
+        if row.has_messages:
+            row.messages_processed_at = now
+    session.flush()
+
+
+def _archive(entries: list[dict[str, Any]]) -> None:
+    events.append_events(entries)
+
+
+aftercommit.register(_ARCHIVE_KIND, _archive)
+
+
+def _snapshot_after_commit(session: Session) -> dict[str, list[Any]]:
+    return {kind: list(items) for kind, items in session.info.get(aftercommit._BUFFER, {}).items()}
+
+
+def _restore_after_commit(session: Session, snapshot: dict[str, list[Any]]) -> None:
+    # What a rolled-back SAVEPOINT deferred (publishes, audit lines) must not fire at the commit.
+    session.info[aftercommit._BUFFER] = {kind: list(items) for kind, items in snapshot.items()}
+
+
+def _not_a_row_problem() -> tuple[type[BaseException], ...]:
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    return (OperationalError, InterfaceError)  # the database is away: the whole batch retries later
+
+
+_NOT_A_ROW_PROBLEM = _not_a_row_problem()
 
 
 def _template(session: Session, change: FieldChange) -> MessageTemplate | None:
@@ -297,12 +419,11 @@ def fail_event(session: Session, *, event_id: uuid.UUID | str, error: str) -> No
     )
 
 
-def stale_events(session: Session, *, older_than, limit: int = 500) -> list[uuid.UUID]:
-    """Payloads stored but not processed (a lost publish, a worker that died mid-way): the sweep re-publishes them."""
-    return list(session.execute(
+def oldest_waiting_since(session: Session, *, older_than) -> bool:
+    """Whether a row waits since before `older_than` (a drain lost with its flag set): the sweep drains."""
+    return session.execute(
         select(WebhookEvent.id)
         .where(WebhookEvent.status.in_([WebhookEventStatus.received, WebhookEventStatus.processing]),
-               WebhookEvent.updated_at < older_than)
-        .order_by(WebhookEvent.created_at)
-        .limit(limit)
-    ).scalars())
+               WebhookEvent.created_at < older_than)
+        .limit(1)
+    ).first() is not None

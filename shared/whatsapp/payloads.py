@@ -153,6 +153,15 @@ def parse_webhook(body: bytes | str | Mapping[str, Any]) -> WebhookPayload:
     return WebhookPayload(entries=tuple(_entry(item, f"entry[{i}]") for i, item in enumerate(entries)))
 
 
+def parse_document(document: Any) -> WebhookPayload:
+    """Parse a body already decoded from JSON (None: it was not JSON), so a request decodes it once."""
+    if document is None:
+        raise WebhookPayloadError("body is not valid JSON")
+    if not isinstance(document, dict):
+        raise WebhookPayloadError(f"body: expected a JSON object, got {type(document).__name__}")
+    return parse_webhook(document)
+
+
 def phone_number_ids(payload: bytes | str | Mapping[str, Any] | WebhookPayload) -> set[str]:
     """The `metadata.phone_number_id`s a payload names, to pick the app secret before verifying it.
 

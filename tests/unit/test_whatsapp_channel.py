@@ -117,7 +117,13 @@ def test_a_signed_delivery_is_stored_and_queued_after_commit(client, db_session,
     event = db_session.execute(select(WebhookEvent)).scalar_one()
     assert event.status == WebhookEventStatus.received and event.has_messages
     assert event.phone_number_ids == [NUMBER["phone_number_id"]]
-    assert published == [("webhooks.process_event", {"event_id": str(event.id), "org_id": None})]
+    # No task per request: the intake arms one drain, and a second delivery finds it pending.
+    assert published == [("webhooks.drain", {"org_id": None})]
+    assert post_webhook(client, message_payload("second")).status_code == 200
+    assert published == [("webhooks.drain", {"org_id": None})]
+    webhooks.clear_drain_flag()  # what the drain does first: the next delivery arms a new one
+    assert post_webhook(client, message_payload("third")).status_code == 200
+    assert published == [("webhooks.drain", {"org_id": None})] * 2
 
 
 @pytest.mark.parametrize("signature", ["sha256=" + "0" * 64, False, "md5=abc"])

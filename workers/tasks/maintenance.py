@@ -48,7 +48,8 @@ def sweep_messages_task(org_id: str | None = None) -> None:
     and that nobody touched for JOB_REQUEUE_AFTER_SECONDS (a lost publish); turns messages left
     `sending` past SEND_LEASE_SECONDS into `unknown` (their worker died mid-request: they may have
     gone, so they are settled by status webhooks, never resent); hands waiting conversations to
-    agents with room; re-publishes webhook payloads stored but left unprocessed. Idempotency: a
+    agents with room; publishes a webhooks drain when payloads wait unprocessed (a drain lost with its
+    flag set). Idempotency: a
     re-published send or payload is claimed once; the conditional UPDATEs change nothing twice.
     Retry: none; the next beat runs it again.
     """
@@ -58,10 +59,10 @@ def sweep_messages_task(org_id: str | None = None) -> None:
         due = messages.due_messages(session, older_than=now - dt.timedelta(seconds=settings.job_requeue_after_seconds))
         messages.settle_stuck_sends(session, older_than=now - dt.timedelta(seconds=settings.send_lease_seconds))
         waiting_orgs = assignment.organizations_waiting(session)
-        stale_webhooks = webhooks.stale_events(
+        webhooks_waiting = webhooks.oldest_waiting_since(
             session, older_than=now - dt.timedelta(seconds=settings.job_requeue_after_seconds))
-    for event_id in stale_webhooks:
-        publish_now(names.PROCESS_WEBHOOK, event_id=str(event_id), org_id=None)
+    if webhooks_waiting:  # a drain lost with its flag set: one more drain is harmless, it queues on the lock
+        publish_now(names.DRAIN_WEBHOOKS, org_id=None)
     for message_id, message_org_id in due:
         publish_now(names.SEND_MESSAGE, message_id=str(message_id), org_id=str(message_org_id))
     for waiting_org_id in waiting_orgs:

@@ -1,6 +1,7 @@
-"""Webhooks pipeline: apply what Meta told us, one stored payload at a time; inbound media; assignment."""
+"""Webhooks pipeline: apply what Meta told us, the waiting payloads drained in arrival order; inbound media; assignment."""
 
 import io
+import time
 import uuid
 
 import structlog
@@ -12,30 +13,51 @@ from shared.queueing.celery_app import celery_app
 from shared.services import assignment, inbound, numbers, webhooks
 from shared.storage import get_storage
 from shared.whatsapp.errors import GraphAPIError, GraphTransportError, MediaUrlExpiredError
-from shared.whatsapp.payloads import WebhookPayloadError
 from workers.base import pipeline_task
 
 log = structlog.get_logger(__name__)
 
 
+DRAIN_RUN_SECONDS = 20.0  # then hand over to a fresh drain, so one task never holds a child for minutes
+
+
+@pipeline_task(names.DRAIN_WEBHOOKS)
+def drain(self, org_id: str | None = None) -> None:
+    """Apply every waiting webhook intake row, oldest first, in batches.
+
+    Trigger: the intake, after its commit, when it set the drain-pending flag (one publish per idle
+    period, not per request); itself (hand-over after DRAIN_RUN_SECONDS); the message sweep, when
+    rows wait past JOB_REQUEUE_AFTER_SECONDS (a drain lost with its flag set). Idempotency: each
+    batch claims its rows (received -> processed) in the transaction that applies them, under the
+    one drain lock, so two drains never apply a row twice; messages are unique by wamid, the archive
+    by row id. The flag is cleared before the first read, so a row committed later arms a new drain.
+    Retry: transient errors only, jittered backoff, 5 times, then the sweep; a row that fails
+    otherwise is marked failed alone (the rest of its batch goes on). Side effects: contacts,
+    conversations, messages, consent, templates and numbers; fetch_media, keyword replies and
+    assignments published after commit; the raw payloads archived to the event log.
+    """
+    webhooks.clear_drain_flag()
+    started = time.monotonic()
+    while True:
+        with unit_of_work() as session:
+            taken = webhooks.drain_batch(session)
+        if taken < webhooks.DRAIN_BATCH:
+            return
+        if time.monotonic() - started > DRAIN_RUN_SECONDS:
+            webhooks.arm_drain()
+            return
+
+
 @pipeline_task(names.PROCESS_WEBHOOK)
 def process_event(self, event_id: str, org_id: str | None = None) -> None:
-    """Process one webhook intake row.
+    """Process one webhook intake row (and the rows that arrived before it and still wait).
 
-    Trigger: POST /api/v1/webhooks/whatsapp (after commit). Idempotency: the row is claimed
-    with a conditional UPDATE and marked processed in the same transaction as its effects; a
-    repeated task finds it processed and does nothing; the event-log archive is keyed by the
-    row id. Retry: transient errors only (workers.base.TRANSIENT_ERRORS), with jittered backoff,
-    5 times, then the sweep; a payload that cannot be parsed fails the row with the reason. Side effects: templates and numbers
-    updated, number sync jobs created, the raw payload archived to MongoDB.
+    Trigger: none any more (the intake arms `webhooks.drain`); kept so a task published by an
+    earlier version and still in a broker is applied. Idempotency, retry and side effects: as
+    `webhooks.drain`.
     """
-    try:
-        with unit_of_work() as session:
-            webhooks.process_event(session, event_id=event_id)
-    except WebhookPayloadError as exc:
-        with unit_of_work() as session:
-            webhooks.fail_event(session, event_id=event_id, error=str(exc))
-        log.warning("webhooks.unparseable", event_id=event_id, error=str(exc))
+    with unit_of_work() as session:
+        webhooks.process_event(session, event_id=event_id)
 
 
 @celery_app.task(name=names.FETCH_MEDIA, bind=True, max_retries=8)
