@@ -577,7 +577,7 @@ def report(figures: dict[tuple[str, str], Result], stored: int, queued: int, loa
                   f"{result.unsent} not sent within the time bound")
     per_request = [1e6 * r.client_cpu / max(1, r.ok + sum(r.errors.values())) for r in (bare_closed, intake_closed)]
     print(f"load generator CPU per request (closed loop): bare {per_request[0]:.0f} us, intake {per_request[1]:.0f} us")
-    print(f"intake effects: {stored} webhook_events rows, {queued} webhooks.process_event tasks published "
+    print(f"intake effects: {stored} webhook_events rows, {queued} webhooks.drain tasks published (one per idle period, not per request) "
           f"(no worker; both deleted at the end)")
 
 if __name__ == "__main__":

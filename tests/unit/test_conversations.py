@@ -379,3 +379,26 @@ def test_the_plans_monthly_message_limit_holds(deliver, db_session, client, admi
     assert over.get_json()["details"]["limit"] == 1
     usage = client.get(f"/api/v1/organizations/{organization.id}/usage", headers=admin_headers).get_json()
     assert usage["resources"]["monthly_messages"] == {"used": 1, "limit": 1, "remaining": 0, "counted": True}
+
+
+def test_the_messages_of_one_batched_webhook_are_listed_in_arrival_order(deliver, db_session, client, admin_headers):
+    bodies = [f"part {i}" for i in range(12)]  # one transaction: every created_at is the same
+    deliver(inbound(*[text(body) for body in bodies]))
+    conversation = the_conversation(db_session)
+    assert conversation.messages_in_count == 12 and conversation.unread_count == 12
+    url = f"/api/v1/conversations/{conversation.id}/messages"
+    first = client.get(url, query_string={"limit": 5}, headers=admin_headers).get_json()
+    rest = client.get(url, query_string={"limit": 50, "cursor": first["next_cursor"]}, headers=admin_headers).get_json()
+    listed = [item["content"]["body"] for item in first["items"] + rest["items"]]
+    assert listed == list(reversed(bodies))  # newest first, every message once, across pages
+    bad = client.get(url, query_string={"cursor": "not-a-cursor"}, headers=admin_headers)
+    assert bad.status_code == 422
+
+
+def test_a_batch_with_a_repeated_message_stores_it_once_and_counts_it_once(deliver, db_session):
+    payload = inbound(text("Once"), text("Twice?"))
+    messages_ = payload["entry"][0]["changes"][0]["value"]["messages"]
+    messages_.append(dict(messages_[0]))  # Meta's redelivery inside a later batch: same wamid
+    deliver(payload)
+    assert [m.content["body"] for m in inbound_messages(db_session)] == ["Once", "Twice?"]
+    assert the_conversation(db_session).messages_in_count == 2
