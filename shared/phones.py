@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import re
+from functools import lru_cache
+
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberType
+from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, NumberParseException, PhoneMetadata, PhoneNumber, PhoneNumberType
 
 from shared.errors import InvalidInputError
 
@@ -45,16 +48,63 @@ def identity_key(e164_digits: str) -> str:
     return e164_digits
 
 
-def _parse_valid(candidate: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+_ASCII_DIGITS = re.compile(r"[0-9]+")
+_UNSURE = object()
+
+
+@lru_cache(maxsize=None)
+def _national_prefix_pattern(country_code: int) -> re.Pattern | None:
+    region = phonenumbers.region_code_for_country_code(country_code)
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(country_code, region)
+    prefix = metadata.national_prefix_for_parsing if metadata is not None else None
+    return re.compile(prefix) if prefix else None
+
+
+def _parse_international_digits(digits: str):
+    """What phonenumbers.parse("+" + digits) returns, without its general machinery; _UNSURE when
+    the number takes one of parse's special paths (a national prefix to strip, a leading zero, no
+    known country code), which the caller then leaves to phonenumbers.parse itself.
+
+    An import parses every row's phone: parse() is most of its cost, and nearly every cell is
+    already "+<country code><national number>".
+    """
+    if digits[0] == "0":
+        return _UNSURE
+    for length in (1, 2, 3):
+        country_code = int(digits[:length])
+        if country_code in COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return _UNSURE
+    national = digits[length:]
+    if not 2 <= len(national) <= 17 or national[0] == "0":
+        return _UNSURE
+    prefix = _national_prefix_pattern(country_code)
+    if prefix is not None and prefix.match(national):
+        return _UNSURE
+    return PhoneNumber(country_code=country_code, national_number=int(national))
+
+
+def _parse(candidate: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    if candidate.startswith("+") and _ASCII_DIGITS.fullmatch(candidate, 1):
+        parsed = _parse_international_digits(candidate[1:])
+        if parsed is not _UNSURE:
+            return parsed
     try:
-        parsed = phonenumbers.parse(candidate, region)
+        return phonenumbers.parse(candidate, region)
     except NumberParseException:
+        return None
+
+
+def _parse_valid(candidate: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    parsed = _parse(candidate, region)
+    if parsed is None:
         return None
     if phonenumbers.is_valid_number(parsed):
         return parsed
     # A Brazilian mobile written without its ninth digit is valid once the digit is added.
-    fixed = phonenumbers.parse("+" + _brazil_with_ninth_digit(f"{parsed.country_code}{parsed.national_number}"))
-    return fixed if phonenumbers.is_valid_number(fixed) else None
+    fixed = _parse("+" + _brazil_with_ninth_digit(f"{parsed.country_code}{parsed.national_number}"), None)
+    return fixed if fixed is not None and phonenumbers.is_valid_number(fixed) else None
 
 
 def normalize_phone(raw: str, *, default_country: str | None = None) -> Phone:
