@@ -56,6 +56,12 @@ def inject_faults():
         rng = sandbox.state.rng
         server_error = faults["error_5xx_rate"] > 0 and rng.random() < faults["error_5xx_rate"]
         throttled = not server_error and faults["rate_limit_rate"] > 0 and rng.random() < faults["rate_limit_rate"]
+        if faults["fail_texts_once"] and request.method == "POST":
+            body = ((request.get_json(silent=True) or {}).get("text") or {}).get("body")
+            if body in faults["fail_texts_once"]:
+                sandbox.state.faults = {**faults, "fail_texts_once": tuple(
+                    b for b in faults["fail_texts_once"] if b != body)}
+                server_error = True
     if faults["latency_ms"]:
         time.sleep(faults["latency_ms"] / 1000)
     if server_error:

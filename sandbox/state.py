@@ -50,6 +50,7 @@ DEFAULT_FAULTS = {
     "error_5xx_rate": 0.0,
     "rate_limit_rate": 0.0,
     "webhook_drop_rate": 0.0,
+    "fail_texts_once": (),  # text bodies whose next send answers 131000 (a transient server error), once each
 }
 
 
@@ -469,6 +470,9 @@ class SandboxState:
         try:
             for name, value in data.items():
                 if name == "seed":
+                    continue
+                if name == "fail_texts_once":
+                    updated[name] = tuple(str(body) for body in value)
                     continue
                 updated[name] = _non_negative(value) if name == "latency_ms" else _rate(value)
             if "seed" in data:

@@ -38,6 +38,21 @@ redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((nex
 return wait
 """
 
+# KEYS[1]: the slot key. ARGV: interval between slots (µs), how many slots. Books them back to back
+# from the key's next free slot (never earlier than now: no burst) and returns the wait until the first, µs.
+_RESERVE_MANY = """
+redis.replicate_commands()
+local interval = tonumber(ARGV[1])
+local count = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local next_tat = tat + interval * count
+redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1000)
+return tat - now
+"""
+
 # Stay just under the advertised rate: a request's trip to Meta jitters, and Meta counts any
 # one-second span, so booking at exactly the limit would now and then put one message too many in it.
 HEADROOM = 0.985
@@ -49,9 +64,28 @@ class Reservation:
     wait_seconds: float  # granted: sleep this long, then send; refused: how far the queue reaches
 
 
-def _script():
+_scripts: dict[tuple[int, str], object] = {}
+
+
+def _registered(source: str):
     redis = get_redis()
-    return redis.register_script(_RESERVE)
+    key = (id(redis), source)
+    if key not in _scripts:  # register_script hashes the source each time: once per client is enough
+        _scripts[key] = redis.register_script(source)
+    return _scripts[key]
+
+
+def _script():
+    return _registered(_RESERVE)
+
+
+@dataclass(frozen=True)
+class Slots:
+    """`count` slots booked back to back: slot i leaves `first_in + i * interval` seconds after the booking."""
+
+    count: int
+    first_in: float
+    interval: float
 
 
 def number_key(number_id: str) -> str:
@@ -69,6 +103,13 @@ def reserve(key: str, *, rate_per_second: float, max_wait_seconds: float) -> Res
     if result >= 0:
         return Reservation(True, result / 1_000_000)
     return Reservation(False, (-result - 1) / 1_000_000)
+
+
+def reserve_many(key: str, *, count: int, rate_per_second: float) -> Slots:
+    """Book the next `count` slots of `key` in one round trip (a dispatcher's batch)."""
+    interval = 1_000_000 / (rate_per_second * HEADROOM)
+    wait = int(_registered(_RESERVE_MANY)(keys=[key], args=[int(interval), int(count)]))
+    return Slots(count, wait / 1_000_000, int(interval) / 1_000_000)
 
 
 def hold(key: str, *, seconds: float) -> None:

@@ -28,8 +28,9 @@ DRAIN_WEBHOOKS = "webhooks.drain"  # the waiting rows, in arrival order, in batc
 FETCH_MEDIA = "webhooks.fetch_media"
 ASSIGN_WAITING = "webhooks.assign_waiting"
 
-# sends: one message at a time, paced by the number's shared limiter
-SEND_MESSAGE = "sends.send_message"
+# sends: one dispatcher per number at a time sends its due messages in batches, paced by the shared limiter
+DISPATCH_NUMBER = "sends.dispatch_number"
+SEND_MESSAGE = "sends.send_message"  # the per-message task of before: kept so a message still in a broker re-arms
 MARK_READ = "sends.mark_read"
 
 # maintenance

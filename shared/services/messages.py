@@ -1,11 +1,9 @@
-"""Messages pipeline: outbound intents and the send steps the sends pool runs (statuses: `statuses.py`).
+"""Messages pipeline: composing and queueing outbound messages (sending: `sending.py`; statuses: `statuses.py`).
 
-Outbound: `queue_message` writes the message `queued` (refusing at once what cannot be sent: a
-closed window for free-form text, an ineligible contact, an expired trial) and publishes
-`sends.send_message` after commit. The worker then `prepare_send`s (the same checks, at send
-time), `claim_send`s (queued → sending, committed before the request leaves), calls Graph and
-records the outcome. A send that may have reached Meta is never resent: it becomes `unknown`
-and the status webhook, which carries our id in `biz_opaque_callback_data`, settles it.
+`queue_message` writes the message `queued` (refusing at once what cannot be sent: a closed
+window for free-form text, an ineligible contact, an expired trial) and, after commit, makes sure
+its number has a dispatcher (`sending.arm_on_commit`): the sends pool re-checks the same rules at
+send time, claims it, sends it and records the outcome.
 
 Statuses coming back from Meta are applied in `shared/services/statuses.py`.
 """
@@ -36,10 +34,8 @@ from shared.models import (
     WhatsAppNumber,
 )
 from shared.models.base import utcnow
-from shared.queueing.names import SEND_MESSAGE
-from shared.queueing.publish import enqueue_on_commit
 from shared.phones import normalize_phone
-from shared.services import consent, contacts, conversations, media, numbers, organizations, plans, templates
+from shared.services import consent, contacts, conversations, media, numbers, organizations, plans, sending, templates
 from shared.whatsapp import outbound
 
 log = structlog.get_logger(__name__)
@@ -259,98 +255,8 @@ def queue_message(
     conversation.last_message_preview = conversations.preview_of(message_type, content)
     _timeline(session, message, "queued", actor_id=sender_user_id, data={"type": message_type,
                                                                          "sender_type": sender_type.value})
-    enqueue_on_commit(session, SEND_MESSAGE, message_id=str(message.id), org_id=str(org.id))
+    sending.arm_on_commit(session, number_id=number.id, org_id=org.id)
     return message, True
-
-
-# -- the send steps (sends pool) -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SendPlan:
-    message_id: uuid.UUID
-    org_id: uuid.UUID
-    number_id: uuid.UUID
-    phone_number_id: str
-    access_token_encrypted: str
-    throughput_mps: int
-    to: str
-    type: str
-    content: Any
-    context_wamid: str | None
-    attempts: int
-    urgent: bool  # a person (or PyTake on their behalf) is waiting: agent replies go ahead of bulk
-
-
-@dataclass(frozen=True)
-class NotDue:
-    retry_in: float | None  # None: nothing to do until something else changes (number resumed)
-
-
-def prepare_send(session: Session, *, message_id: uuid.UUID | str) -> SendPlan | NotDue | None:
-    """Re-check a queued message at send time. None: nothing to send (done, or refused and failed now)."""
-    message = session.execute(
-        select(Message).where(Message.id == uuid.UUID(str(message_id))).with_for_update()
-    ).scalar_one_or_none()
-    if message is None or message.status != MessageStatus.queued:
-        return None
-    now = utcnow()
-    if message.next_attempt_at is not None and message.next_attempt_at > now:
-        return NotDue((message.next_attempt_at - now).total_seconds())
-    conversation = session.get(Conversation, message.conversation_id)
-    number, contact = conversations.number_and_contact(session, conversation)
-    if number.sends_paused_at is not None or number.deleted_at is not None:
-        return NotDue(None)
-    try:
-        organizations.ensure_can_send(session, org_id=message.organization_id)
-    except DomainError as exc:  # the trial ended (or the organization was suspended) while it waited
-        fail_message(session, message=message, code=exc.code, reason=exc.message)
-        return None
-    template = session.get(MessageTemplate, message.template_id) if message.template_id else None
-    refusal = _refusal(session, conversation=conversation, contact=contact, number=number,
-                       message_type=message.type, template=template, now=now)
-    if refusal is not None:
-        fail_message(session, message=message, code=refusal.code, reason=refusal.message)
-        return None
-    return SendPlan(
-        message_id=message.id, org_id=message.organization_id, number_id=number.id,
-        phone_number_id=number.phone_number_id, access_token_encrypted=number.access_token_encrypted,
-        throughput_mps=number.throughput_mps, to=contact.wa_id, type=message.type, content=message.content,
-        context_wamid=message.context_wamid, attempts=message.attempts,
-        urgent=message.sender_type in (SenderType.agent, SenderType.system),
-    )
-
-
-def claim_send(session: Session, *, message_id: uuid.UUID) -> bool:
-    """queued → sending, committed before the request leaves: a redelivery then knows it may have gone."""
-    claimed = session.execute(
-        update(Message)
-        .where(Message.id == message_id, Message.status == MessageStatus.queued)
-        .values(status=MessageStatus.sending, attempts=Message.attempts + 1)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    return claimed == 1
-
-
-def _locked(session: Session, message_id: uuid.UUID) -> Message:
-    return session.execute(
-        select(Message).where(Message.id == message_id).with_for_update().execution_options(populate_existing=True)
-    ).scalar_one()
-
-
-def record_sent(session: Session, *, message_id: uuid.UUID, wamid: str) -> Message:
-    """Graph accepted it. A status webhook may have beaten us here; it is never moved backwards."""
-    message = _locked(session, message_id)
-    now = utcnow()
-    if message.wamid is None:
-        message.wamid = wamid
-    message.sent_at = message.sent_at or now
-    if message.status in (MessageStatus.sending, MessageStatus.unknown, MessageStatus.queued):
-        message.status = MessageStatus.sent
-        message.error_code = message.error_message = None
-        _count_outbound(session, message, now)  # else the status webhook that got here first counted it
-        _timeline(session, message, "sent", data={"wamid": wamid})
-    return message
 
 
 def _count_outbound(session: Session, message: Message, at: dt.datetime) -> None:
@@ -360,74 +266,6 @@ def _count_outbound(session: Session, message: Message, at: dt.datetime) -> None
     contact.first_outbound_at = contact.first_outbound_at or at
     contact.last_outbound_at = at
     contact.messages_out_count += 1
-
-
-def requeue(session: Session, *, message_id: uuid.UUID, delay_seconds: float, code: str | None, reason: str | None) -> None:
-    """Back to queued for a later attempt (the request did not take effect)."""
-    message = _locked(session, message_id)
-    if message.status not in (MessageStatus.sending, MessageStatus.queued):
-        return
-    message.status = MessageStatus.queued
-    message.next_attempt_at = utcnow() + dt.timedelta(seconds=delay_seconds)
-    message.error_code, message.error_message = code, reason
-
-
-def fail_message(session: Session, *, message: Message | None = None, message_id: uuid.UUID | None = None,
-                 code: str, reason: str) -> None:
-    message = message or _locked(session, message_id)
-    if message.status not in (MessageStatus.queued, MessageStatus.sending, MessageStatus.unknown):
-        return
-    message.status = MessageStatus.failed
-    message.failed_at = utcnow()
-    message.error_code, message.error_message = str(code), reason[:2000]
-    _timeline(session, message, "failed", data={"error_code": str(code), "reason": reason[:500]})
-
-
-def mark_unknown(session: Session, *, message_id: uuid.UUID, reason: str) -> None:
-    """The request may have reached Meta: wait for its status webhook instead of sending again."""
-    message = _locked(session, message_id)
-    if message.status != MessageStatus.sending:
-        return
-    message.status = MessageStatus.unknown
-    message.error_code, message.error_message = "unknown_outcome", reason[:2000]
-    log.warning("messages.outcome_unknown", message_id=message_id, reason=reason)
-
-
-def pause_number(session: Session, *, number_id: uuid.UUID, reason: str) -> None:
-    """Meta refused the number's token or account: its sends wait (queued) until someone fixes it."""
-    number = session.get(WhatsAppNumber, number_id, with_for_update=True)
-    if number.sends_paused_at is not None:
-        return
-    number.sends_paused_at = utcnow()
-    number.sends_paused_reason = reason[:2000]
-    audit_on_commit(session, org_id=number.organization_id, action="numbers.sends_paused", subject_type="number",
-                    subject_id=number.id, actor_id=None, data={"reason": reason[:500], "alert": True})
-    log.error("numbers.sends_paused", number_id=number_id, reason=reason)
-
-
-def due_messages(session: Session, *, older_than: dt.datetime, limit: int = 500) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """Queued messages whose attempt is due and whose publish may have been lost: (message id, org id)."""
-    rows = session.execute(
-        select(Message.id, Message.organization_id)
-        .join(WhatsAppNumber, WhatsAppNumber.id == Message.number_id)
-        .where(Message.status == MessageStatus.queued, Message.next_attempt_at <= utcnow(),
-               Message.updated_at < older_than, WhatsAppNumber.sends_paused_at.is_(None))
-        .order_by(Message.next_attempt_at)
-        .limit(limit)
-        .execution_options(all_tenants=True)
-    ).all()
-    return [(row[0], row[1]) for row in rows]
-
-
-def settle_stuck_sends(session: Session, *, older_than: dt.datetime) -> int:
-    """Messages left `sending` by a dead worker may have gone: they become `unknown`, never resent."""
-    return session.execute(
-        update(Message)
-        .where(Message.status == MessageStatus.sending, Message.updated_at < older_than)
-        .values(status=MessageStatus.unknown, error_code="unknown_outcome",
-                error_message="the worker stopped while sending; waiting for Meta's status")
-        .execution_options(synchronize_session=False, all_tenants=True)
-    ).rowcount
 
 
 def _timeline(session: Session, message: Message, step: str, *, actor_id: uuid.UUID | None = None,
@@ -455,7 +293,8 @@ def conversation_for_recipient(session: Session, *, org: Organization, number_id
 
 
 def record_media_id(session: Session, *, message_id: uuid.UUID, media_id: str) -> None:
-    _locked(session, message_id).media_id = media_id
+    session.execute(update(Message).where(Message.id == message_id).values(media_id=media_id)
+                    .execution_options(synchronize_session=False))
 
 
 def _count_monthly_messages(session: Session, org_id: uuid.UUID) -> int:

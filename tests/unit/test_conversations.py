@@ -23,9 +23,8 @@ from shared.models import (
     WebhookEvent,
 )
 from shared.models.base import utcnow
-from shared.queueing.names import ASSIGN_WAITING, FETCH_MEDIA, SEND_MESSAGE
-from shared.services import messages, webhooks
-from shared.services.messages import NotDue
+from shared.queueing.names import ASSIGN_WAITING, DISPATCH_NUMBER, FETCH_MEDIA
+from shared.services import messages, sending, webhooks
 from tests.factories import make_department, make_user
 from tests.unit.test_whatsapp_channel import NUMBER, envelope, post_webhook
 
@@ -149,7 +148,7 @@ def test_keywords_change_consent_and_queue_a_confirmation(deliver, db_session, p
     assert contact.marketing_consent == state and contact.utility_consent == state
     [reply] = db_session.execute(select(Message).where(Message.direction == Direction.outbound)).scalars()
     assert reply.sender_type.value == "system" and reply.status == MessageStatus.queued
-    assert (SEND_MESSAGE, {"message_id": str(reply.id), "org_id": str(contact.organization_id)}) in published
+    assert _armed(published) == [(str(reply.number_id), str(contact.organization_id))]
 
 
 def test_keywords_are_configurable_per_organization(deliver, db_session, organization):
@@ -178,6 +177,11 @@ def test_agents_at_capacity_leave_conversations_waiting_until_one_frees(deliver,
     assert db_session.get(Conversation, second.id).assigned_agent_id == agent.id
 
 
+def _armed(published):
+    """The dispatchers armed: (number id, org id) of each `sends.dispatch_number` published."""
+    return [(kwargs["number_id"], kwargs["org_id"]) for name, kwargs in published if name == DISPATCH_NUMBER]
+
+
 def _reply(client, conversation, headers, body="Thanks!", **extra):
     return client.post(f"/api/v1/conversations/{conversation.id}/messages", json=text(body),
                        headers={**headers, **extra})
@@ -191,7 +195,7 @@ def test_a_reply_is_queued_and_the_same_idempotency_key_returns_the_same_message
     assert first.status_code == 202 and first.get_json()["status"] == "queued"
     second = _reply(client, conversation, login(agent), **{"Idempotency-Key": "reply-1"})
     assert second.status_code == 202 and second.get_json()["id"] == first.get_json()["id"]
-    assert [name for name, _ in published].count(SEND_MESSAGE) == 1
+    assert len(_armed(published)) == 1  # one dispatcher for the number, one message
 
 
 def test_free_form_outside_the_window_is_refused_naming_the_templates(deliver, db_session, client, admin_headers,
@@ -220,7 +224,9 @@ def test_the_window_is_checked_again_at_send_time(deliver, db_session, client, a
     message_id = _reply(client, conversation, admin_headers).get_json()["id"]
     conversation.window_expires_at = utcnow() - dt.timedelta(seconds=1)  # it closed while the message waited
     db_session.flush()
-    assert messages.prepare_send(db_session, message_id=message_id) is None
+    batch = sending.claim_batch(db_session, number_id=conversation.number_id)
+    assert batch.items == []
+    db_session.expire_all()
     failed = db_session.get(Message, message_id)
     assert (failed.status, failed.error_code) == (MessageStatus.failed, "window_closed")
 
@@ -238,15 +244,16 @@ def test_a_message_not_yet_due_is_not_sent(deliver, db_session, client, admin_he
     message_id = _reply(client, the_conversation(db_session), admin_headers).get_json()["id"]
     db_session.get(Message, message_id).next_attempt_at = utcnow() + dt.timedelta(seconds=30)
     db_session.flush()
-    plan = messages.prepare_send(db_session, message_id=message_id)
-    assert isinstance(plan, NotDue) and 25 < plan.retry_in <= 30
+    number_id = db_session.get(Message, message_id).number_id
+    assert sending.claim_batch(db_session, number_id=number_id).items == []
+    assert 25 < sending.next_due_in(db_session, number_id=number_id) <= 30
 
 
 def _sent_message(deliver, db_session, client, admin_headers, wamid):
     deliver(inbound(text("Hi")))
     message_id = _reply(client, the_conversation(db_session), admin_headers).get_json()["id"]
-    assert messages.claim_send(db_session, message_id=db_session.get(Message, message_id).id)
-    messages.record_sent(db_session, message_id=db_session.get(Message, message_id).id, wamid=wamid)
+    assert sending.claim_send(db_session, message_id=db_session.get(Message, message_id).id)
+    sending.record_sent(db_session, message_id=db_session.get(Message, message_id).id, wamid=wamid)
     return message_id
 
 
@@ -273,8 +280,8 @@ def test_a_failed_status_records_metas_code(deliver, db_session, client, admin_h
 def test_a_status_for_an_unknown_wamid_is_matched_by_our_callback_data(deliver, db_session, client, admin_headers):
     deliver(inbound(text("Hi")))
     message_id = _reply(client, the_conversation(db_session), admin_headers).get_json()["id"]
-    assert messages.claim_send(db_session, message_id=db_session.get(Message, message_id).id)
-    messages.mark_unknown(db_session, message_id=db_session.get(Message, message_id).id, reason="read timeout")
+    assert sending.claim_send(db_session, message_id=db_session.get(Message, message_id).id)
+    sending.mark_unknown(db_session, message_id=db_session.get(Message, message_id).id, reason="read timeout")
     deliver(statuses({"id": "wamid.settles-it", "status": "delivered",
                       "biz_opaque_callback_data": messages.callback_data(message_id)},
                      {"id": "wamid.nobody-knows", "status": "delivered"}))

@@ -7,7 +7,7 @@ from shared.models.base import utcnow
 from shared.queueing import names
 from shared.queueing.celery_app import celery_app
 from shared.queueing.publish import publish_now
-from shared.services import assignment, messages, webhooks
+from shared.services import assignment, sending, webhooks
 from shared.services.jobs import sweep_stale_jobs
 from shared.services.organizations import expire_trials
 from shared.settings import get_settings
@@ -44,10 +44,10 @@ def expire_trials_task(org_id: str | None = None) -> None:
 def sweep_messages_task(org_id: str | None = None) -> None:
     """Make sure no webhook payload, outbound message or waiting conversation is forgotten.
 
-    Trigger: beat, every SWEEP_INTERVAL_SECONDS. Re-publishes queued messages whose attempt is due
-    and that nobody touched for JOB_REQUEUE_AFTER_SECONDS (a lost publish); turns messages left
-    `sending` past SEND_LEASE_SECONDS into `unknown` (their worker died mid-request: they may have
-    gone, so they are settled by status webhooks, never resent); hands waiting conversations to
+    Trigger: beat, every SWEEP_INTERVAL_SECONDS. Re-arms the dispatcher of every number with a due
+    queued message (a lost publish, a dead dispatcher whose lease lapsed); settles messages left
+    `sending` past SEND_LEASE_SECONDS (their worker died: queued again if their request never left,
+    else `unknown`, settled by status webhooks, never resent); hands waiting conversations to
     agents with room; publishes a webhooks drain when payloads wait unprocessed (a drain lost with its
     flag set). Idempotency: a
     re-published send or payload is claimed once; the conditional UPDATEs change nothing twice.
@@ -56,14 +56,13 @@ def sweep_messages_task(org_id: str | None = None) -> None:
     settings = get_settings()
     now = utcnow()
     with unit_of_work() as session:
-        due = messages.due_messages(session, older_than=now - dt.timedelta(seconds=settings.job_requeue_after_seconds))
-        messages.settle_stuck_sends(session, older_than=now - dt.timedelta(seconds=settings.send_lease_seconds))
+        sending.settle_stuck_sends(session, older_than=now - dt.timedelta(seconds=settings.send_lease_seconds))
+        due_numbers = sending.due_numbers(session)
         waiting_orgs = assignment.organizations_waiting(session)
         webhooks_waiting = webhooks.oldest_waiting_since(
             session, older_than=now - dt.timedelta(seconds=settings.job_requeue_after_seconds))
     if webhooks_waiting:  # a drain lost with its flag set: one more drain is harmless, it queues on the lock
         publish_now(names.DRAIN_WEBHOOKS, org_id=None)
-    for message_id, message_org_id in due:
-        publish_now(names.SEND_MESSAGE, message_id=str(message_id), org_id=str(message_org_id))
+    sending.arm(due_numbers)  # a number whose dispatcher holds its lease is left to it
     for waiting_org_id in waiting_orgs:
         publish_now(names.ASSIGN_WAITING, org_id=str(waiting_org_id))

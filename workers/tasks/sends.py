@@ -1,19 +1,25 @@
-"""Sends pipeline: one outbound message to Meta, paced by its number's shared limiter.
+"""Sends pipeline: one dispatcher per number sends its due messages in batches, at the number's pace.
 
-The steps, each its own transaction: prepare (re-check consent, trial and the 24 h window at send
-time), book a slot on the number's limiter, claim (queued → sending, committed before the request
-leaves), call Graph, record. What Meta answers decides what happens next (reference §3):
-transient errors go back to `queued` with backoff and jitter; 130429 holds the whole number;
+The dispatcher holds the number's Redis lease (shared/services/sending.py) and loops: claim a
+batch (committed queued → sending before any request leaves), book the batch's limiter slots in
+one Redis call, send each message at its slot's absolute time over the process's keep-alive
+session from a small thread pool (Graph calls are I/O), a conversation's messages one after the
+other in their queued order, then record the whole batch in one transaction. What Meta answers is
+decided by shared/services/send_policy.py: transient errors go back to `queued` with backoff and
+jitter (holding later messages of that conversation only); 130429 holds the whole number;
 131056 holds only that recipient; token and account errors pause the number; permanent errors
-fail the message with Meta's code. A timeout after the request left makes the message `unknown`
-(it may have been sent): a status webhook settles it, it is never sent again blindly.
+fail the message with Meta's code. A timeout after the request left makes the message `unknown`:
+a status webhook settles it, it is never sent again blindly.
 """
 
 from __future__ import annotations
 
-import random
+import collections
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
 
 import structlog
 
@@ -21,19 +27,35 @@ from shared import crypto, ratelimit
 from shared.db import unit_of_work
 from shared.queueing import names
 from shared.queueing.celery_app import celery_app
-from shared.services import conversations, media, messages
-from shared.services.messages import NotDue, SendPlan
+from shared.queueing.publish import publish_now
+from shared.services import conversations, media, messages, send_policy, sending
+from shared.services.send_policy import Decision, Verdict
 from shared.settings import get_settings
 from shared.whatsapp.client import GraphClient
-from shared.whatsapp.errors import ErrorAction, GraphAPIError, GraphTransportError
+from shared.whatsapp.errors import GraphError
 
 log = structlog.get_logger(__name__)
 
-MAX_ATTEMPTS = 6
-URGENT_MAX_WAIT = 2.0  # an agent's reply waits up to this long for a slot, booking ahead of bulk traffic
-BULK_MAX_WAIT = 0.25  # bulk traffic only takes a slot that is (nearly) free now
-PAIR_HOLD_BASE = 6.0
-MAX_COUNTDOWN_SECONDS = 60.0
+SEND_THREADS = 8  # requests in flight per dispatcher: enough to keep 1,000/s going at a few ms per request
+MAX_BATCH = 100
+BATCH_HORIZON_SECONDS = 0.25  # a batch holds about this much of the number's pace (what a SIGKILL leaves in doubt)
+MAX_RUN_SECONDS = 20.0  # then the dispatcher hands its lease to a fresh task, so other numbers get the pool too
+IDLE_WAIT_SECONDS = 2.0  # a retry due this soon is waited for here; later ones re-arm the dispatcher by countdown
+MAX_COUNTDOWN_SECONDS = 60.0  # beyond that the sweep re-arms (no far-future ETAs, DESIGN §4.6)
+RENEW_EVERY_SECONDS = 2.0
+SPAN_GUARD_SECONDS = 0.01  # never more than throughput_mps requests leave in any second plus this (Meta counts spans)
+
+_executor: ThreadPoolExecutor | None = None
+_executor_pid: int | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _executor, _executor_pid
+    import os
+
+    if _executor is None or _executor_pid != os.getpid():
+        _executor, _executor_pid = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="send"), os.getpid()
+    return _executor
 
 
 def _client(access_token_encrypted: str) -> GraphClient:
@@ -41,137 +63,214 @@ def _client(access_token_encrypted: str) -> GraphClient:
     return GraphClient(settings.graph_api_base, settings.whatsapp_api_version, crypto.decrypt(access_token_encrypted))
 
 
-def _jittered(seconds: float) -> float:
-    return seconds * random.uniform(0.8, 1.2)
+class _Pacer:
+    """Each request leaves at its booked slot's absolute time, and never sooner than one second (plus a guard)
+    after the request `throughput` places before it: a late request must not squeeze Meta's one-second span."""
+
+    def __init__(self, throughput: int) -> None:
+        self.throughput = max(1, throughput)
+        self.departures: collections.deque[float] = collections.deque(maxlen=self.throughput)
+        self.lock = threading.Lock()
+
+    def wait_until(self, at: float) -> None:
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                floor = (self.departures[0] + 1.0 + SPAN_GUARD_SECONDS
+                         if len(self.departures) == self.throughput else 0.0)
+                ready = max(at, floor)
+                if now >= ready:
+                    self.departures.append(now)
+                    return
+            time.sleep(ready - now)
 
 
-def _retry_later(task, message_id: str, org_id: str, seconds: float) -> None:
-    """Short waits are a Celery countdown; longer ones are left to the message sweep, which publishes a
-    message once its `next_attempt_at` has come (no far-future ETAs held by the broker, DESIGN §4.6)."""
-    if seconds <= MAX_COUNTDOWN_SECONDS:
-        task.apply_async(kwargs={"message_id": message_id, "org_id": org_id}, countdown=max(0.0, seconds))
+_pacers: dict[str, _Pacer] = {}
+
+
+def _pacer(number_id: uuid.UUID, throughput: int) -> _Pacer:
+    key = str(number_id)
+    pacer = _pacers.get(key)
+    if pacer is None or pacer.throughput != max(1, throughput):
+        pacer = _pacers[key] = _Pacer(throughput)
+    return pacer
+
+
+@celery_app.task(name=names.DISPATCH_NUMBER, bind=True, max_retries=None)
+def dispatch_number(self, number_id: str, org_id: str, lease: str | None = None) -> None:
+    """Send a number's due messages, batch after batch, while it holds the number's dispatcher lease.
+
+    Trigger: a message queued on the number (after commit, when no dispatcher holds the lease), the
+    message sweep (re-arms numbers with due messages), itself (hand-over after MAX_RUN_SECONDS, or a
+    countdown to the next retry). Idempotency: the Redis lease (one dispatcher per number; a second
+    task whose lease is not held returns), the committed queued → sending claim, and the per-message
+    "not sent yet" mark taken atomically before each request (a redelivered or overlapping dispatcher
+    never sends a message twice). Retry: none of the task itself (acks_late: a killed worker's task is
+    redelivered and takes its lease back); messages are retried by the send policy. Side effects:
+    Graph calls; message rows; conversation and contact counters; timeline lines after commit.
+    """
+    token = lease or uuid.uuid4().hex
+    if not (sending.renew_lease(number_id, token) if lease else sending.take_lease(number_id, token)):
+        return  # another dispatcher has the number
+    number_uuid = uuid.UUID(number_id)
+    with unit_of_work() as session:
+        sending.recover_number(session, number_id=number_uuid)
+    started = time.monotonic()
+    while True:
+        if time.monotonic() - started > MAX_RUN_SECONDS:
+            publish_now(names.DISPATCH_NUMBER, number_id=number_id, org_id=org_id, lease=token)
+            return
+        if not sending.renew_lease(number_id, token):
+            log.warning("sends.lease_lost", number_id=number_id)
+            return
+        sent = _one_batch(number_uuid, token)
+        if sent is None:
+            return sending.release_lease(number_id, token)
+        if sent:
+            continue
+        with unit_of_work() as session:
+            due_in = sending.next_due_in(session, number_id=number_uuid)
+        if due_in is not None and due_in <= IDLE_WAIT_SECONDS:
+            time.sleep(min(due_in, IDLE_WAIT_SECONDS) + 0.01)
+            continue
+        sending.release_lease(number_id, token)
+        # A message committed while we held the lease did not publish: look once more, now that it is free.
+        with unit_of_work() as session:
+            due_in = sending.next_due_in(session, number_id=number_uuid)
+        if due_in == 0.0 and sending.take_lease(number_id, token):
+            continue
+        if due_in is not None and 0.0 < due_in <= MAX_COUNTDOWN_SECONDS:
+            self.apply_async(kwargs={"number_id": number_id, "org_id": org_id}, countdown=due_in)
+        return
+
+
+def _one_batch(number_id: uuid.UUID, token: str) -> int | None:
+    """Claim, send and record one batch; how many were claimed (None: the number cannot send now)."""
+    with unit_of_work() as session:
+        batch = sending.claim_batch(session, number_id=number_id, max_batch=MAX_BATCH,
+                                    horizon_seconds=BATCH_HORIZON_SECONDS)
+    if batch is None or batch.paused:
+        return None
+    if not batch.items:
+        return 0
+    outcomes = _send_batch(batch, token)
+    for attempt in range(3):
+        try:
+            with unit_of_work() as session:
+                sending.record_batch(session, batch=batch, outcomes=outcomes)
+            break
+        except Exception:  # a deadlock with the inbound pipeline, say: the same outcome again is harmless
+            log.exception("sends.record_failed", number_id=str(number_id), attempt=attempt)
+            if attempt == 2:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    return len(batch.items)
+
+
+def _send_batch(batch: sending.Batch, token: str) -> sending.Outcomes:
+    outcomes = sending.Outcomes()
+    lock = threading.Lock()
+    stop = threading.Event()
+    client = _client(batch.access_token_encrypted)
+    pacer = _pacer(batch.number_id, batch.throughput_mps)
+    slots = ratelimit.reserve_many(ratelimit.number_key(str(batch.number_id)), count=len(batch.items),
+                                   rate_per_second=batch.throughput_mps)
+    origin = time.monotonic() + slots.first_in
+    groups: dict[uuid.UUID, list[tuple[int, sending.Outgoing]]] = {}
+    for index, item in enumerate(batch.items):
+        groups.setdefault(item.conversation_id, []).append((index, item))
+
+    def run(group: list[tuple[int, sending.Outgoing]]) -> None:
+        held = False  # an earlier message of this conversation did not go: the later ones wait for it
+        for index, item in group:
+            if held or stop.is_set():
+                with lock:
+                    outcomes.not_sent.append(item.message_id)
+                continue
+            decision = _send_one(batch, client, pacer, item, origin + index * slots.interval, outcomes, lock)
+            if decision is None:
+                continue
+            with lock:
+                outcomes.decided.append((item, decision))
+            if decision.verdict is not Verdict.UNKNOWN and decision.verdict is not Verdict.FAIL:
+                held = True
+            if decision.stops_number:
+                stop.set()
+
+    futures = [_pool().submit(run, group) for group in groups.values()]
+    pending = set(futures)
+    while pending:
+        _, pending = wait(pending, timeout=RENEW_EVERY_SECONDS)
+        if pending:
+            sending.renew_lease(batch.number_id, token)
+    for future in futures:
+        future.result()
+    # Claimed but put back untouched: take their "not sent yet" marks so nothing else settles them twice.
+    kept = sending.untake_all(batch.number_id, [str(i) for i in outcomes.not_sent])
+    outcomes.not_sent = [uuid.UUID(i) for i in kept]
+    return outcomes
+
+
+def _send_one(batch: sending.Batch, client: GraphClient, pacer: _Pacer, item: sending.Outgoing, at: float,
+              outcomes: sending.Outcomes, lock: threading.Lock) -> Decision | None:
+    """Send one message at its slot; None when it was accepted (or someone else settled it)."""
+    pair_key = ratelimit.recipient_key(str(batch.number_id), item.to)
+    held_for = ratelimit.blocked_for(pair_key)
+    if held_for > 0:
+        return Decision(Verdict.HOLD_RECIPIENT, "131056", "waiting for this recipient's pair rate",
+                        delay_seconds=held_for, hold_seconds=held_for)
+    content = item.content
+    if isinstance(content, dict) and "upload" in content:
+        try:
+            content = _uploaded(batch, client, item, outcomes, lock)
+        except GraphError as exc:
+            return _apply(batch, item, send_policy.upload_failed(exc, attempt=item.attempts))
+    pacer.wait_until(at)
+    if not sending.take_unsent(batch.number_id, item.message_id):
+        return None  # settled by a takeover while we waited: it is not ours to send any more
+    try:
+        result = client.send_message(batch.phone_number_id, item.to, item.type, content,
+                                     context_message_id=item.context_wamid,
+                                     biz_opaque_callback_data=messages.callback_data(item.message_id))
+    except GraphError as exc:
+        return _apply(batch, item, send_policy.decide(exc, attempt=item.attempts))
+    with lock:
+        outcomes.sent.append((item.message_id, result.wamid))
+    return None
+
+
+def _apply(batch: sending.Batch, item: sending.Outgoing, decision: Decision) -> Decision:
+    """The limiter side of a decision acts at once, so every process slows down together."""
+    if decision.verdict is Verdict.HOLD_NUMBER:
+        ratelimit.hold(ratelimit.number_key(str(batch.number_id)), seconds=decision.hold_seconds)
+    elif decision.verdict is Verdict.HOLD_RECIPIENT:
+        ratelimit.hold(ratelimit.recipient_key(str(batch.number_id), item.to), seconds=decision.hold_seconds)
+    return decision
+
+
+def _uploaded(batch: sending.Batch, client: GraphClient, item: sending.Outgoing, outcomes: sending.Outcomes,
+              lock: threading.Lock) -> Any:
+    """A file uploaded to PyTake goes to Meta first and is sent by its media id."""
+    content = item.content
+    key = content["upload"]
+    meta_id = client.upload_media(batch.phone_number_id, media.read_upload(key), media.mime_type_of(key),
+                                  content.get("filename") or key.rsplit("/", 1)[-1])
+    with lock:
+        outcomes.media_ids.append((item.message_id, meta_id))
+    return {**{k: v for k, v in content.items() if k != "upload"}, "id": meta_id}
 
 
 @celery_app.task(name=names.SEND_MESSAGE, bind=True, max_retries=None)
 def send_message(self, message_id: str, org_id: str) -> None:
-    """Send one queued message.
+    """The per-message task of before, kept for messages still in a broker: it re-arms the message's number.
 
-    Trigger: POST /conversations/{id}/messages or /messages (after commit), keyword confirmations,
-    the message sweep. Idempotency: the queued → sending claim; a second task finds it claimed and
-    returns; a message left `sending` by a killed worker becomes `unknown`, never resent.
-    Retry: by republishing with a countdown (backoff + jitter, pair-rate and throughput holds).
-    Side effects: one Graph call; the message row; conversation and contact counters.
+    Trigger: a publish made before the dispatcher existed. Idempotency: arming is a lease; the
+    dispatcher claims each message once. Retry: none. Side effects: maybe one dispatch_number publish.
     """
     with unit_of_work() as session:
-        plan = messages.prepare_send(session, message_id=message_id)
-    if plan is None:
-        return
-    if isinstance(plan, NotDue):
-        if plan.retry_in is not None:
-            _retry_later(self, message_id, org_id, plan.retry_in)
-        return
-
-    pair_key = ratelimit.recipient_key(str(plan.number_id), plan.to)
-    held = ratelimit.blocked_for(pair_key)
-    if held > 0:
-        with unit_of_work() as session:
-            messages.requeue(session, message_id=plan.message_id, delay_seconds=held, code="131056",
-                             reason="waiting for this recipient's pair rate")
-        _retry_later(self, message_id, org_id, held)
-        return
-    slot = ratelimit.reserve(ratelimit.number_key(str(plan.number_id)), rate_per_second=plan.throughput_mps,
-                             max_wait_seconds=URGENT_MAX_WAIT if plan.urgent else BULK_MAX_WAIT)
-    if not slot.granted:
-        _retry_later(self, message_id, org_id, _jittered(min(slot.wait_seconds, 5.0)))
-        return
-
-    with unit_of_work() as session:
-        if not messages.claim_send(session, message_id=plan.message_id):
-            return
-    if slot.wait_seconds > 0:
-        time.sleep(slot.wait_seconds)
-    _deliver(self, plan, org_id)
-
-
-def _uploaded(task, plan: SendPlan, org_id: str, client: GraphClient):
-    """The content to send: a file uploaded to PyTake goes to Meta first and is sent by its media id."""
-    content = plan.content
-    if not (isinstance(content, dict) and "upload" in content):
-        return content
-    key = content["upload"]
-    try:
-        meta_id = client.upload_media(plan.phone_number_id, media.read_upload(key), media.mime_type_of(key),
-                                      content.get("filename") or key.rsplit("/", 1)[-1])
-    except GraphAPIError as exc:
-        _on_graph_error(task, plan, org_id, exc)
-        return None
-    except GraphTransportError as exc:  # an upload that may have happened sends nothing: safe to try again
-        delay = _jittered(min(300.0, 2.0 * 2 ** plan.attempts))
-        with unit_of_work() as session:
-            messages.requeue(session, message_id=plan.message_id, delay_seconds=delay, code="upload_failed",
-                             reason=str(exc))
-        _retry_later(task, str(plan.message_id), org_id, delay)
-        return None
-    with unit_of_work() as session:
-        messages.record_media_id(session, message_id=plan.message_id, media_id=meta_id)
-    return {**{k: v for k, v in content.items() if k != "upload"}, "id": meta_id}
-
-
-def _deliver(task, plan: SendPlan, org_id: str) -> None:
-    message_id = str(plan.message_id)
-    client = _client(plan.access_token_encrypted)
-    content = _uploaded(task, plan, org_id, client)
-    if content is None:
-        return
-    try:
-        result = client.send_message(
-            plan.phone_number_id, plan.to, plan.type, content,
-            context_message_id=plan.context_wamid, biz_opaque_callback_data=messages.callback_data(plan.message_id),
-        )
-    except GraphAPIError as exc:
-        _on_graph_error(task, plan, org_id, exc)
-        return
-    except GraphTransportError as exc:
-        with unit_of_work() as session:
-            if exc.ambiguous:
-                messages.mark_unknown(session, message_id=plan.message_id, reason=str(exc))
-                return
-            delay = _jittered(min(300.0, 2.0 * 2 ** plan.attempts))
-            messages.requeue(session, message_id=plan.message_id, delay_seconds=delay, code="transport_error",
-                             reason=str(exc))
-        _retry_later(task, message_id, org_id, delay)
-        return
-    with unit_of_work() as session:
-        messages.record_sent(session, message_id=plan.message_id, wamid=result.wamid)
-    log.info("sends.sent", message_id=message_id, wamid=result.wamid)
-
-
-def _on_graph_error(task, plan: SendPlan, org_id: str, exc: GraphAPIError) -> None:
-    message_id = str(plan.message_id)
-    classification = exc.classification
-    code, reason = str(exc.code), exc.message
-    attempt = plan.attempts + 1
-    with unit_of_work() as session:
-        if classification.action is ErrorAction.RETRY_AFTER and classification.scope.value == "number":
-            hold = exc.retry_after or classification.retry_after or 1.0
-            ratelimit.hold(ratelimit.number_key(str(plan.number_id)), seconds=hold)  # slows every sender
-            delay = _jittered(hold)
-        elif classification.action is ErrorAction.PAIR_LIMITED:
-            hold = classification.delay_for(attempt) or PAIR_HOLD_BASE
-            ratelimit.hold(ratelimit.recipient_key(str(plan.number_id), plan.to), seconds=hold)
-            delay = hold
-        elif classification.retryable and attempt < (classification.max_attempts or MAX_ATTEMPTS):
-            delay = _jittered(classification.delay_for(attempt) or 2.0)
-        elif classification.action in (ErrorAction.INVALID_TOKEN, ErrorAction.PAUSE_SENDER):
-            messages.pause_number(session, number_id=plan.number_id, reason=f"Meta {code}: {reason}")
-            messages.requeue(session, message_id=plan.message_id, delay_seconds=0, code=code, reason=reason)
-            return
-        else:
-            messages.fail_message(session, message_id=plan.message_id, code=code, reason=reason)
-            log.info("sends.failed", message_id=message_id, code=code)
-            return
-        messages.requeue(session, message_id=plan.message_id, delay_seconds=delay, code=code, reason=reason)
-    _retry_later(task, message_id, org_id, delay)
+        message = messages.get_message(session, org_id=uuid.UUID(org_id), message_id=message_id)
+        number_id = message.number_id
+    sending.arm([(str(number_id), org_id)])
 
 
 @celery_app.task(name=names.MARK_READ, bind=True, max_retries=5)
@@ -181,6 +280,9 @@ def mark_read(self, conversation_id: str, message_id: str, org_id: str) -> None:
     Trigger: POST /conversations/{id}/read. Idempotency: a read receipt repeated is harmless to
     Meta. Retry: transient Graph errors, 5 times with backoff. Side effects: one Graph call.
     """
+    from shared.backoff import backoff_seconds
+    from shared.whatsapp.errors import GraphAPIError, GraphTransportError
+
     with unit_of_work() as session:
         message = messages.get_message(session, org_id=uuid.UUID(org_id), message_id=message_id)
         conversation = conversations.get_conversation(session, org_id=message.organization_id,
@@ -193,4 +295,4 @@ def mark_read(self, conversation_id: str, message_id: str, org_id: str) -> None:
         if isinstance(exc, GraphAPIError) and not exc.retryable:
             log.warning("sends.read_receipt_refused", message_id=message_id, code=exc.code)
             return
-        raise self.retry(exc=exc, countdown=_jittered(2.0 * 2 ** self.request.retries))
+        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries))
