@@ -31,6 +31,16 @@ def defer(session: Session, kind: str, item: Any) -> None:
     session.info.setdefault(_BUFFER, {}).setdefault(kind, []).append(item)
 
 
+def snapshot(session: Session) -> dict[str, list[Any]]:
+    """What is deferred so far, to `restore` if a SAVEPOINT taken now is rolled back."""
+    return {kind: list(items) for kind, items in session.info.get(_BUFFER, {}).items()}
+
+
+def restore(session: Session, saved: dict[str, list[Any]]) -> None:
+    """Forget what was deferred since `snapshot`: a rolled-back SAVEPOINT's publishes and lines must not fire."""
+    session.info[_BUFFER] = {kind: list(items) for kind, items in saved.items()}
+
+
 @event.listens_for(Session, "after_commit")
 def _flush(session: Session) -> None:
     if session.in_nested_transaction():

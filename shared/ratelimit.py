@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.redis_client import get_redis
+from shared.redis_client import get_redis, script
 
 KEY_PREFIX = "pytake:ratelimit"
 
-# KEYS[1]: the slot key. ARGV: interval between slots (µs), longest acceptable wait (µs), penalty (µs).
-# Returns the wait in µs (>= 0) when a slot was booked, or -(wait + 1) when it would be too long.
+# KEYS[1]: the slot key. ARGV: interval between slots (µs), longest acceptable wait (µs), penalty (µs),
+# how many slots (back to back, from the key's next free one, never earlier than now: no burst).
+# Returns the wait until the first slot in µs (>= 0) when booked, or -(wait + 1) when it would be too long.
 _RESERVE = """
 redis.replicate_commands()
 local interval = tonumber(ARGV[1])
@@ -33,29 +34,15 @@ if penalty > 0 then
 end
 local wait = tat - now
 if wait > max_wait then return -(wait + 1) end
-local next_tat = tat + interval
+local next_tat = tat + interval * tonumber(ARGV[4] or '1')
 redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1000)
 return wait
-"""
-
-# KEYS[1]: the slot key. ARGV: interval between slots (µs), how many slots. Books them back to back
-# from the key's next free slot (never earlier than now: no burst) and returns the wait until the first, µs.
-_RESERVE_MANY = """
-redis.replicate_commands()
-local interval = tonumber(ARGV[1])
-local count = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local next_tat = tat + interval * count
-redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000) + 1000)
-return tat - now
 """
 
 # Stay just under the advertised rate: a request's trip to Meta jitters, and Meta counts any
 # one-second span, so booking at exactly the limit would now and then put one message too many in it.
 HEADROOM = 0.985
+NO_WAIT_LIMIT = 2**52  # µs: a batch books its slots whatever the queue ahead of it
 
 
 @dataclass(frozen=True)
@@ -64,19 +51,8 @@ class Reservation:
     wait_seconds: float  # granted: sleep this long, then send; refused: how far the queue reaches
 
 
-_scripts: dict[tuple[int, str], object] = {}
-
-
-def _registered(source: str):
-    redis = get_redis()
-    key = (id(redis), source)
-    if key not in _scripts:  # register_script hashes the source each time: once per client is enough
-        _scripts[key] = redis.register_script(source)
-    return _scripts[key]
-
-
 def _script():
-    return _registered(_RESERVE)
+    return script(_RESERVE)
 
 
 @dataclass(frozen=True)
@@ -108,7 +84,7 @@ def reserve(key: str, *, rate_per_second: float, max_wait_seconds: float) -> Res
 def reserve_many(key: str, *, count: int, rate_per_second: float) -> Slots:
     """Book the next `count` slots of `key` in one round trip (a dispatcher's batch)."""
     interval = 1_000_000 / (rate_per_second * HEADROOM)
-    wait = int(_registered(_RESERVE_MANY)(keys=[key], args=[int(interval), int(count)]))
+    wait = int(_script()(keys=[key], args=[int(interval), NO_WAIT_LIMIT, 0, int(count)]))
     return Slots(count, wait / 1_000_000, int(interval) / 1_000_000)
 
 

@@ -7,6 +7,7 @@ import redis
 from shared.settings import get_settings
 
 _client: redis.Redis | None = None
+_scripts: dict[tuple[int, str], object] = {}
 
 
 class RedisNotConfiguredError(RuntimeError):
@@ -30,3 +31,12 @@ def close_client() -> None:
     if _client is not None:
         _client.close()
     _client = None
+
+
+def script(source: str):
+    """The Lua script `source`, registered once per client (register_script hashes the source on every call)."""
+    client = get_redis()
+    key = (id(client), source)
+    if key not in _scripts:
+        _scripts[key] = client.register_script(source)
+    return _scripts[key]

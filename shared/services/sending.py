@@ -44,7 +44,7 @@ from shared.models import (
 from shared.models.base import utcnow
 from shared.queueing.names import DISPATCH_NUMBER
 from shared.queueing.publish import publish_now
-from shared.redis_client import get_redis
+from shared.redis_client import get_redis, script
 from shared.services import consent, conversations, messages
 from shared.services.send_policy import Decision, Verdict
 
@@ -69,15 +69,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-_scripts: dict[tuple[int, str], Any] = {}
-
-
-def _script(source: str):
-    redis = get_redis()
-    key = (id(redis), source)
-    if key not in _scripts:
-        _scripts[key] = redis.register_script(source)
-    return _scripts[key]
 
 
 def lease_key(number_id: uuid.UUID | str) -> str:
@@ -94,11 +85,11 @@ def take_lease(number_id: uuid.UUID | str, token: str) -> bool:
 
 def renew_lease(number_id: uuid.UUID | str, token: str) -> bool:
     """Still ours (or lapsed and free again, then taken back): False means another dispatcher has it."""
-    return bool(_script(_RENEW)(keys=[lease_key(number_id)], args=[token, int(LEASE_SECONDS * 1000)]))
+    return bool(script(_RENEW)(keys=[lease_key(number_id)], args=[token, int(LEASE_SECONDS * 1000)]))
 
 
 def release_lease(number_id: uuid.UUID | str, token: str) -> None:
-    _script(_RELEASE)(keys=[lease_key(number_id)], args=[token])
+    script(_RELEASE)(keys=[lease_key(number_id)], args=[token])
 
 
 def arm(pairs: Iterable[tuple[str, str]]) -> int:

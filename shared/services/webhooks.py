@@ -253,24 +253,24 @@ def _apply_rows(session: Session, rows: list[WebhookEvent]) -> None:
     if not rows:
         return
     parsed = _parsed(rows)
-    buffered = _snapshot_after_commit(session)
+    buffered = aftercommit.snapshot(session)
     try:
         with session.begin_nested():
             _apply_parsed(session, parsed)
     except _NOT_A_ROW_PROBLEM:
         raise
     except Exception as exc:  # a bug or bad data in one row: find it
-        _restore_after_commit(session, buffered)
+        aftercommit.restore(session, buffered)
         log.warning("webhooks.batch_failed", rows=len(parsed), error=str(exc))
         for row, payload in parsed:
-            buffered = _snapshot_after_commit(session)
+            buffered = aftercommit.snapshot(session)
             try:
                 with session.begin_nested():
                     _apply_parsed(session, [(row, payload)])
             except _NOT_A_ROW_PROBLEM:
                 raise
             except Exception as row_exc:
-                _restore_after_commit(session, buffered)
+                aftercommit.restore(session, buffered)
                 row.status, row.error, row.processed_at = WebhookEventStatus.failed, repr(row_exc)[:2000], utcnow()
                 log.exception("webhooks.row_failed", event_id=row.id)
     session.flush()
@@ -309,15 +309,6 @@ def _archive(entries: list[dict[str, Any]]) -> None:
 
 
 aftercommit.register(_ARCHIVE_KIND, _archive)
-
-
-def _snapshot_after_commit(session: Session) -> dict[str, list[Any]]:
-    return {kind: list(items) for kind, items in session.info.get(aftercommit._BUFFER, {}).items()}
-
-
-def _restore_after_commit(session: Session, snapshot: dict[str, list[Any]]) -> None:
-    # What a rolled-back SAVEPOINT deferred (publishes, audit lines) must not fire at the commit.
-    session.info[aftercommit._BUFFER] = {kind: list(items) for kind, items in snapshot.items()}
 
 
 def _not_a_row_problem() -> tuple[type[BaseException], ...]:
