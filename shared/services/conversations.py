@@ -289,9 +289,13 @@ def mark_read(session: Session, *, conversation: Conversation) -> Message | None
 
 
 def number_and_contact(session: Session, conversation: Conversation) -> tuple[WhatsAppNumber, Contact]:
-    number = session.get(WhatsAppNumber, conversation.number_id)
-    contact = session.get(Contact, conversation.contact_id)
-    return number, contact
+    """Both in one round trip (each is one row by its primary key)."""
+    row = session.execute(
+        select(WhatsAppNumber, Contact)
+        .join(Contact, Contact.organization_id == WhatsAppNumber.organization_id)
+        .where(WhatsAppNumber.id == conversation.number_id, Contact.id == conversation.contact_id)
+    ).one()
+    return row[0], row[1]
 
 
 def get_or_open_many(session: Session, *, org_id: uuid.UUID,

@@ -218,7 +218,7 @@ def queue_message(
         existing = find_by_idempotency_key(session, org_id=org.id, key=idempotency_key)
         if existing is not None:
             return existing, False
-    organizations.ensure_can_send(session, org_id=org.id)
+    organizations.check_can_send(org)  # the organization this request or task already loaded
     if sender_type != SenderType.system:  # a keyword's confirmation always goes: it is the law, not marketing
         plans.check_limit(session, org=org, resource="monthly_messages")
     message_type = spec["type"]
@@ -242,21 +242,33 @@ def queue_message(
         campaign_id=campaign_id, template_id=template.id if template else None, idempotency_key=idempotency_key,
         context_wamid=_context_wamid(session, conversation, spec.get("reply_to")),
     )
-    try:
-        with session.begin_nested():
-            session.add(message)
-            session.flush()
-    except IntegrityError:
-        existing = find_by_idempotency_key(session, org_id=org.id, key=idempotency_key or "")
-        if existing is None:
-            raise
-        return existing, False
+    if idempotency_key:
+        existing = _insert_once(session, message, org_id=org.id, key=idempotency_key)
+        if existing is not None:
+            return existing, False
+    else:
+        session.add(message)
+        session.flush()
     conversation.last_message_at = now
     conversation.last_message_preview = conversations.preview_of(message_type, content)
     _timeline(session, message, "queued", actor_id=sender_user_id, data={"type": message_type,
                                                                          "sender_type": sender_type.value})
     sending.arm_on_commit(session, number_id=number.id, org_id=org.id)
     return message, True
+
+
+def _insert_once(session: Session, message: Message, *, org_id: uuid.UUID, key: str) -> Message | None:
+    """Insert the keyed message; the message a concurrent request with the same key made first, if any."""
+    try:
+        with session.begin_nested():  # the SAVEPOINT costs two round trips: only keyed requests can race
+            session.add(message)
+            session.flush()
+    except IntegrityError:
+        existing = find_by_idempotency_key(session, org_id=org_id, key=key)
+        if existing is None:
+            raise
+        return existing
+    return None
 
 
 def _count_outbound(session: Session, message: Message, at: dt.datetime) -> None:

@@ -154,8 +154,11 @@ def expire_trials(session: Session, *, now: dt.datetime | None = None) -> list[u
 
 
 def ensure_can_send(session: Session, *, org_id: uuid.UUID) -> None:
-    """Every send (messages, campaigns) calls this first."""
-    org = get_organization(session, org_id=org_id)
+    """Every send (messages, campaigns) calls this first (or `check_can_send` with the organization at hand)."""
+    check_can_send(get_organization(session, org_id=org_id))
+
+
+def check_can_send(org: Organization) -> None:
     if org.is_suspended:
         raise OrganizationSuspendedError("This organization is suspended; contact support")
     if org.subscription_status == SubscriptionStatus.expired:
