@@ -13,7 +13,6 @@ dropped afterwards.
 
 from __future__ import annotations
 
-import io
 import os
 import random
 import statistics

@@ -19,14 +19,17 @@ import contextlib
 import contextvars
 import time
 import uuid
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
 
+from shared.errors import NotFoundError
 from shared.models.base import SoftDeleteMixin, TenantMixin
 from shared.settings import get_settings
+
+T = TypeVar("T")
 
 PING_AFTER_IDLE_SECONDS = 2.0
 
@@ -147,3 +150,23 @@ def _apply_global_criteria(state: ORMExecuteState) -> None:
         state.statement = state.statement.options(
             with_loader_criteria(TenantMixin, lambda cls: cls.organization_id == org_id, include_aliases=True)
         )
+
+
+def get_owned(session: Session, model: type[T], object_id: uuid.UUID | str, *, org_id: uuid.UUID | None,
+              not_found: type[NotFoundError], for_update: bool = False) -> T:
+    """The `model` row with this id inside organization `org_id` (None: no organization bound, system callers);
+    `not_found` ("<what> <id> not found") for a malformed id, another tenant's row or no row at all."""
+    what = not_found.code.removesuffix("_not_found").replace("_", " ")
+    try:
+        object_uuid = uuid.UUID(str(object_id))
+    except ValueError as exc:
+        raise not_found(f"{what} {object_id} not found") from exc
+    query = select(model).where(model.id == object_uuid)
+    if org_id is not None:
+        query = query.where(model.organization_id == org_id)
+    if for_update:
+        query = query.with_for_update().execution_options(populate_existing=True)
+    found = session.execute(query).scalar_one_or_none()
+    if found is None:
+        raise not_found(f"{what} {object_id} not found")
+    return found

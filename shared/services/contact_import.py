@@ -24,15 +24,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from shared.db import get_owned
 from shared.errors import InvalidInputError, NotFoundError
 from shared.models import Contact, ContactImport, Job, Organization
-from shared.models.base import utcnow
 from shared.phones import InvalidPhoneError, normalize_phone
 from shared.security import normalize_email
-from shared.services import attributes, plans, tags
+from shared.services import attributes, plans
 from shared.services.contacts import lifecycle_stages
 from shared.storage import get_storage
 
@@ -113,16 +113,7 @@ def create_import(
 
 
 def get_import(session: Session, *, org_id: uuid.UUID, import_id: uuid.UUID | str) -> ContactImport:
-    try:
-        import_uuid = uuid.UUID(str(import_id))
-    except ValueError as exc:
-        raise ImportNotFoundError(f"import {import_id} not found") from exc
-    record = session.execute(
-        select(ContactImport).where(ContactImport.id == import_uuid, ContactImport.organization_id == org_id)
-    ).scalar_one_or_none()
-    if record is None:
-        raise ImportNotFoundError(f"import {import_id} not found")
-    return record
+    return get_owned(session, ContactImport, import_id, org_id=org_id, not_found=ImportNotFoundError)
 
 
 def sample_rows(record: ContactImport, limit: int = 10) -> list[list[str]]:

@@ -17,6 +17,7 @@ from sqlalchemy import func, literal, literal_column, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from shared.db import get_owned
 from shared.errors import ConflictError, InvalidInputError, NotFoundError
 from shared.models import DEFAULT_LIFECYCLE_STAGES, Contact, Organization
 from shared.models.base import utcnow
@@ -56,16 +57,7 @@ def find_by_phone(session: Session, *, org_id: uuid.UUID, identity_key: str) -> 
 
 
 def get_contact(session: Session, *, org_id: uuid.UUID, contact_id: uuid.UUID | str) -> Contact:
-    try:
-        contact_uuid = uuid.UUID(str(contact_id))
-    except ValueError as exc:
-        raise ContactNotFoundError(f"contact {contact_id} not found") from exc
-    contact = session.execute(
-        select(Contact).where(Contact.id == contact_uuid, Contact.organization_id == org_id)
-    ).scalar_one_or_none()
-    if contact is None:
-        raise ContactNotFoundError(f"contact {contact_id} not found")
-    return contact
+    return get_owned(session, Contact, contact_id, org_id=org_id, not_found=ContactNotFoundError)
 
 
 def _profile_fields(session: Session, org: Organization, fields: dict[str, Any]) -> dict[str, Any]:

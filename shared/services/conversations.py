@@ -18,6 +18,7 @@ from sqlalchemy import Select, and_, exists, false, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from shared.db import get_owned
 from shared.errors import InvalidInputError, NotFoundError
 from shared.models import (
     OPEN_STATUSES,
@@ -68,17 +69,8 @@ def get_or_open(session: Session, *, org_id: uuid.UUID, number_id: uuid.UUID, co
 
 def get_conversation(session: Session, *, org_id: uuid.UUID, conversation_id: uuid.UUID | str,
                      for_update: bool = False) -> Conversation:
-    try:
-        conversation_uuid = uuid.UUID(str(conversation_id))
-    except ValueError as exc:
-        raise ConversationNotFoundError(f"conversation {conversation_id} not found") from exc
-    query = select(Conversation).where(Conversation.id == conversation_uuid, Conversation.organization_id == org_id)
-    if for_update:
-        query = query.with_for_update().execution_options(populate_existing=True)
-    conversation = session.execute(query).scalar_one_or_none()
-    if conversation is None:
-        raise ConversationNotFoundError(f"conversation {conversation_id} not found")
-    return conversation
+    return get_owned(session, Conversation, conversation_id, org_id=org_id, not_found=ConversationNotFoundError,
+                     for_update=for_update)
 
 
 def preview_of(message_type: str, content: Any) -> str:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.db import get_owned
 from shared.errors import DepartmentNameTakenError, DepartmentNotFoundError
 from shared.models import Department, User
 
@@ -31,16 +32,7 @@ def create_department(session: Session, *, org_id: uuid.UUID, name: str, descrip
 
 
 def get_department(session: Session, *, org_id: uuid.UUID, department_id: uuid.UUID | str) -> Department:
-    try:
-        dept_uuid = uuid.UUID(str(department_id))
-    except ValueError as exc:
-        raise DepartmentNotFoundError(f"department {department_id} not found") from exc
-    department = session.execute(
-        select(Department).where(Department.id == dept_uuid, Department.organization_id == org_id)
-    ).scalar_one_or_none()
-    if department is None:
-        raise DepartmentNotFoundError(f"department {department_id} not found")
-    return department
+    return get_owned(session, Department, department_id, org_id=org_id, not_found=DepartmentNotFoundError)
 
 
 def list_departments(session: Session, *, org_id: uuid.UUID) -> list[Department]:

@@ -23,6 +23,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from shared.db import get_owned
 from shared.errors import IdempotencyKeyReusedError, JobNotCancellableError, JobNotFoundError
 from shared.models.base import utcnow
 from shared.models.jobs import TERMINAL_JOB_STATUSES, Job, JobStatus
@@ -96,13 +97,7 @@ def create_job(
 
 def get_job(session: Session, *, org_id: uuid.UUID | None, job_id: uuid.UUID | str) -> Job:
     """org_id None means no organization is bound (system callers); otherwise another tenant's job is not found."""
-    query = select(Job).where(Job.id == _job_uuid(job_id))
-    if org_id is not None:
-        query = query.where(Job.organization_id == org_id)
-    job = session.execute(query).scalar_one_or_none()
-    if job is None:
-        raise JobNotFoundError(f"job {job_id} not found")
-    return job
+    return get_owned(session, Job, job_id, org_id=org_id, not_found=JobNotFoundError)
 
 
 @dataclass(frozen=True)

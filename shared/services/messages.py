@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -20,8 +19,9 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from shared.db import get_owned
 from shared.audit import audit_on_commit
-from shared.errors import ConflictError, DomainError, InvalidInputError, NotFoundError
+from shared.errors import ConflictError, InvalidInputError, NotFoundError
 from shared.models import (
     Contact,
     Conversation,
@@ -76,16 +76,7 @@ def message_id_from_callback(data: str | None) -> uuid.UUID | None:
 
 
 def get_message(session: Session, *, org_id: uuid.UUID, message_id: uuid.UUID | str) -> Message:
-    try:
-        message_uuid = uuid.UUID(str(message_id))
-    except ValueError as exc:
-        raise MessageNotFoundError(f"message {message_id} not found") from exc
-    message = session.execute(
-        select(Message).where(Message.id == message_uuid, Message.organization_id == org_id)
-    ).scalar_one_or_none()
-    if message is None:
-        raise MessageNotFoundError(f"message {message_id} not found")
-    return message
+    return get_owned(session, Message, message_id, org_id=org_id, not_found=MessageNotFoundError)
 
 
 # -- building and refusing at request time -------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from shared.db import get_owned
 from shared.audit import audit_on_commit
 
 from shared import crypto
@@ -67,16 +68,7 @@ def create_number(session: Session, *, org: Organization, phone_number_id: str, 
 
 
 def get_number(session: Session, *, org_id: uuid.UUID, number_id: uuid.UUID | str) -> WhatsAppNumber:
-    try:
-        number_uuid = uuid.UUID(str(number_id))
-    except ValueError as exc:
-        raise NumberNotFoundError(f"number {number_id} not found") from exc
-    number = session.execute(
-        select(WhatsAppNumber).where(WhatsAppNumber.id == number_uuid, WhatsAppNumber.organization_id == org_id)
-    ).scalar_one_or_none()
-    if number is None:
-        raise NumberNotFoundError(f"number {number_id} not found")
-    return number
+    return get_owned(session, WhatsAppNumber, number_id, org_id=org_id, not_found=NumberNotFoundError)
 
 
 def list_numbers(session: Session, *, org_id: uuid.UUID) -> list[WhatsAppNumber]:

@@ -10,6 +10,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from shared.db import get_owned
 from shared.audit import audit_on_commit
 from shared.errors import OrganizationNotFoundError, OrganizationSuspendedError, TrialExpiredError
 from shared.models import Organization, SubscriptionStatus
@@ -44,14 +45,7 @@ def create_organization(
 
 
 def get_organization(session: Session, *, org_id: uuid.UUID | str) -> Organization:
-    try:
-        org_uuid = uuid.UUID(str(org_id))
-    except ValueError as exc:
-        raise OrganizationNotFoundError(f"organization {org_id} not found") from exc
-    org = session.execute(select(Organization).where(Organization.id == org_uuid)).scalar_one_or_none()
-    if org is None:
-        raise OrganizationNotFoundError(f"organization {org_id} not found")
-    return org
+    return get_owned(session, Organization, org_id, org_id=None, not_found=OrganizationNotFoundError)
 
 
 def list_organizations(session: Session, *, include_deleted: bool = False) -> list[Organization]:

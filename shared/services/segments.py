@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.db import get_owned
 from shared.errors import ConflictError, NotFoundError
 from shared.models import Segment
 from shared.services import attributes
@@ -43,16 +44,7 @@ def create_segment(
 
 
 def get_segment(session: Session, *, org_id: uuid.UUID, segment_id: uuid.UUID | str) -> Segment:
-    try:
-        segment_uuid = uuid.UUID(str(segment_id))
-    except ValueError as exc:
-        raise SegmentNotFoundError(f"segment {segment_id} not found") from exc
-    segment = session.execute(
-        select(Segment).where(Segment.id == segment_uuid, Segment.organization_id == org_id)
-    ).scalar_one_or_none()
-    if segment is None:
-        raise SegmentNotFoundError(f"segment {segment_id} not found")
-    return segment
+    return get_owned(session, Segment, segment_id, org_id=org_id, not_found=SegmentNotFoundError)
 
 
 def list_segments(session: Session, *, org_id: uuid.UUID) -> list[Segment]:

@@ -36,7 +36,6 @@ from shared.models import (
     Conversation,
     Message,
     MessageStatus,
-    Organization,
     SenderType,
     SubscriptionStatus,
     WhatsAppNumber,

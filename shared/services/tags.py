@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from shared.db import get_owned
 from shared.errors import ConflictError, NotFoundError
 from shared.models import Contact, Tag, contact_tags
 
@@ -49,14 +50,7 @@ def list_tags_with_counts(session: Session, *, org_id: uuid.UUID) -> list[tuple[
 
 
 def get_tag(session: Session, *, org_id: uuid.UUID, tag_id: uuid.UUID | str) -> Tag:
-    try:
-        tag_uuid = uuid.UUID(str(tag_id))
-    except ValueError as exc:
-        raise TagNotFoundError(f"tag {tag_id} not found") from exc
-    tag = session.execute(select(Tag).where(Tag.id == tag_uuid, Tag.organization_id == org_id)).scalar_one_or_none()
-    if tag is None:
-        raise TagNotFoundError(f"tag {tag_id} not found")
-    return tag
+    return get_owned(session, Tag, tag_id, org_id=org_id, not_found=TagNotFoundError)
 
 
 def create_tag(session: Session, *, org_id: uuid.UUID, name: str, color: str | None = None) -> Tag:

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.errors import ConflictError, InvalidInputError, NotFoundError
+from shared.db import get_owned
+from shared.errors import ConflictError, NotFoundError
 from shared.models import MessageTemplate, WhatsAppNumber
 from shared.queueing.names import SUBMIT_TEMPLATE
 from shared.services.jobs import create_job
@@ -57,16 +58,7 @@ def create_template(
 
 
 def get_template(session: Session, *, org_id: uuid.UUID, template_id: uuid.UUID | str) -> MessageTemplate:
-    try:
-        template_uuid = uuid.UUID(str(template_id))
-    except ValueError as exc:
-        raise TemplateNotFoundError(f"template {template_id} not found") from exc
-    template = session.execute(select(MessageTemplate).where(
-        MessageTemplate.id == template_uuid, MessageTemplate.organization_id == org_id
-    )).scalar_one_or_none()
-    if template is None:
-        raise TemplateNotFoundError(f"template {template_id} not found")
-    return template
+    return get_owned(session, MessageTemplate, template_id, org_id=org_id, not_found=TemplateNotFoundError)
 
 
 def list_templates(

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shared.db import get_owned
 from shared.audit import audit_now, audit_on_commit
 from shared.errors import EmailTakenError, InvalidCredentialsError, UserNotFoundError
 from shared.models import Availability, Organization, User
@@ -113,17 +114,7 @@ def record_failed_sign_in(*, email: str) -> None:
 
 
 def get_user(session: Session, *, user_id: uuid.UUID | str, org_id: uuid.UUID | None) -> User:
-    try:
-        user_uuid = uuid.UUID(str(user_id))
-    except ValueError as exc:
-        raise UserNotFoundError(f"user {user_id} not found") from exc
-    query = select(User).where(User.id == user_uuid)
-    if org_id is not None:
-        query = query.where(User.organization_id == org_id)
-    user = session.execute(query).scalar_one_or_none()
-    if user is None:
-        raise UserNotFoundError(f"user {user_id} not found")
-    return user
+    return get_owned(session, User, user_id, org_id=org_id, not_found=UserNotFoundError)
 
 
 def list_users(

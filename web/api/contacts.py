@@ -5,7 +5,7 @@ from flask_smorest import Blueprint
 
 from shared.models import ConsentAction
 from shared.permissions import Permission
-from shared.services import consent, contacts, tags
+from shared.services import consent, contacts
 from shared.services.jobs import create_job
 from shared.queueing import names
 from web.auth import current_org, current_principal, require_org_id, requires

@@ -3,7 +3,7 @@
 from sqlalchemy.orm import Session
 
 from shared.errors import DomainError
-from shared.models import Job, MessageTemplate, Organization
+from shared.models import Job
 from shared.queueing import names
 from shared.services import numbers, templates
 from shared.whatsapp.errors import GraphAPIError, GraphTransportError
