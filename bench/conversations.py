@@ -42,10 +42,11 @@ Phases and targets:
    (every refusal the sandbox answered, by code, from the same log).
 3. outbound ceiling: both numbers at BENCH_CEILING_MPS (1,000)/s; BENCH_CEILING_MESSAGES (10,000) queued with the
    pool consuming; rate = messages / (first queued -> last `sent`, our sent_at); target >= 500 messages/s.
+BENCH_PHASES (default inbound,pacing,ceiling) picks the phases; without inbound, every customer writes once
+first so that every window is open.
 
 Queueing is one transaction per message (as POST /conversations/{id}/messages does), from BENCH_QUEUE_THREADS (2)
-threads: several queue_message calls in one transaction lose publishes, because `enqueue_on_commit` publishes on
-SQLAlchemy's after_commit, which also fires when queue_message's SAVEPOINT is released, before the real commit.
+threads; each commit arms the number's dispatcher (one publish while none holds its lease).
 The sandbox's pair-rate limit is set out of the way (it is not what is measured); its status webhooks for the
 outbound phases are BENCH_OUTBOUND_STATUSES (default none; comma-separated among sent,delivered,read), since each
 status is one more webhook through web and the webhooks pool, competing for the same two cores.
@@ -100,6 +101,7 @@ WEBHOOKS_CONCURRENCY = int(os.environ.get("BENCH_WEBHOOKS_CONCURRENCY", "4"))
 SENDS_CONCURRENCY = int(os.environ.get("BENCH_SENDS_CONCURRENCY", "4"))
 WEB_WORKERS = os.environ.get("WEB_CONCURRENCY") or "2"
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "12"))
+PHASES = set(os.environ.get("BENCH_PHASES", "inbound,pacing,ceiling").split(","))
 PHASE_TIMEOUT = float(os.environ.get("BENCH_PHASE_TIMEOUT_SECONDS", "1200"))
 RESERVED_PORTS = {8000, 5555, 8090}
 
@@ -412,10 +414,16 @@ def main() -> None:
               f"{CONTACTS} customers over 2 numbers", flush=True)
         warm_up(sandbox, world, procs)
 
-        summary = report_inbound(inbound_latency(sandbox, world, procs, meter),
-                                 inbound_rate(sandbox, world, procs, meter))
-        summary += report_pacing(outbound_pacing(sandbox, world, procs, meter))
-        summary += report_ceiling(outbound_ceiling(sandbox, world, procs, meter))
+        summary = []
+        if "inbound" in PHASES:
+            summary += report_inbound(inbound_latency(sandbox, world, procs, meter),
+                                      inbound_rate(sandbox, world, procs, meter))
+        else:
+            open_windows(sandbox, world, procs)
+        if "pacing" in PHASES:
+            summary += report_pacing(outbound_pacing(sandbox, world, procs, meter))
+        if "ceiling" in PHASES:
+            summary += report_ceiling(outbound_ceiling(sandbox, world, procs, meter))
         for proc in procs.values():
             proc.check()
         print()
@@ -553,6 +561,18 @@ def warm_up(sandbox: Sandbox, world: World, procs: dict[str, Proc]) -> None:
         wa_id = world.customers[index]
         wamids += _post_inbound(http, sandbox, number["phone_number_id"], [_text(wa_id, "warm up")])
     _wait_committed(world.org_id, wamids, procs, "warm-up")
+
+
+def open_windows(sandbox: Sandbox, world: World, procs: dict[str, Proc]) -> None:
+    """Without the inbound phase: every customer writes once (batches of 50), so every window is open."""
+    http = requests.Session()
+    wamids = []
+    for index, number in enumerate(world.numbers):
+        mine = [wa_id for wa_id in world.customers if world.number_of[wa_id] == index]
+        for start in range(0, len(mine), 50):
+            wamids += _post_inbound(http, sandbox, number["phone_number_id"],
+                                    [_text(wa_id, "hello") for wa_id in mine[start:start + 50]])
+    _wait_committed(world.org_id, wamids, procs, "opening the windows")
 
 
 @dataclass

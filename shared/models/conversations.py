@@ -111,6 +111,11 @@ class Message(TenantMixin, Base):
         Index("uq_messages_organization_id_idempotency_key", "organization_id", "idempotency_key", unique=True,
               postgresql_where=text("idempotency_key IS NOT NULL")),
         Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at", "id"),
+        # A conversation's messages as the inbox lists them, and the dispatcher's per-conversation order.
+        Index("ix_messages_conversation_id_sequence", "conversation_id", "sequence"),
+        # The dispatcher's claim: a number's queued outbound messages that are due.
+        Index("ix_messages_number_id_queued", "number_id", "next_attempt_at",
+              postgresql_where=text("status = 'queued' AND direction = 'outbound'")),
         # The plan's monthly message count.
         Index("ix_messages_organization_id_direction_created_at", "organization_id", "direction", "created_at"),
         # The inbound routing queue and the send sweep read these.

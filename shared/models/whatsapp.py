@@ -7,7 +7,7 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Identity, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -91,7 +91,13 @@ class WebhookEvent(Base):
         # Meta repeats deliveries: the same bytes are stored and processed once.
         Index("uq_webhook_events_body_sha256", "body_sha256", unique=True),
         Index("ix_webhook_events_status_created_at", "status", "created_at"),
+        # The drain's queue: waiting rows in arrival order.
+        Index("ix_webhook_events_status_sequence", "status", "sequence"),
     )
+
+    # Arrival order: the order rows were inserted in (created_at is each transaction's start, equal for two
+    # requests that began together and not the order they committed in).
+    sequence: Mapped[int] = mapped_column(BigInteger, Identity(always=False))
 
     organization_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("organizations.id", ondelete="SET NULL"), index=True

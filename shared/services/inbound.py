@@ -49,6 +49,7 @@ from shared.whatsapp.payloads import InboundMessage, MessagesChange
 
 log = structlog.get_logger(__name__)
 
+INSERT_CHUNK = 2000  # messages per INSERT: 16 parameters each, PostgreSQL allows 65,535 per statement
 DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "PARAR", "SAIR", "CANCELAR", "UNSUBSCRIBE")
 DEFAULT_OPT_IN_KEYWORDS = ("START", "VOLTAR")
 DEFAULT_OPT_OUT_REPLY = "You will no longer receive messages from us. Reply START to receive them again."
@@ -123,12 +124,15 @@ def _record_many(session: Session, *, org: Organization, arrivals: list[_Arrival
             "referral": message.referral, "media_id": content.get("id") if message.type in MEDIA_TYPES else None,
             "routed_at": now,  # blocked contacts' messages too: stored, handled, never handed to anyone
         })
-    # One INSERT in arrival order: the identity gives `sequence` in that order.
-    inserted = session.execute(
-        insert(Message).values(rows)
-        .on_conflict_do_nothing(index_elements=[Message.wamid], index_where=Message.wamid.is_not(None))
-        .returning(Message.id)
-    ).scalars().all()
+    # INSERTs in arrival order (the identity gives `sequence` in that order), in chunks that stay far below
+    # PostgreSQL's 65,535 parameters per statement.
+    inserted = []
+    for start in range(0, len(rows), INSERT_CHUNK):
+        inserted += session.execute(
+            insert(Message).values(rows[start:start + INSERT_CHUNK])
+            .on_conflict_do_nothing(index_elements=[Message.wamid], index_where=Message.wamid.is_not(None))
+            .returning(Message.id)
+        ).scalars().all()
     if len(inserted) < len(rows):
         log.info("inbound.duplicates", count=len(rows) - len(inserted))
     if not inserted:

@@ -64,6 +64,9 @@ DRAIN_PENDING_FLAG = "pytake:webhooks:drain_pending"
 DRAIN_FLAG_TTL_SECONDS = 30
 DRAIN_LOCK_KEY = "pytake:webhooks:drain"
 DRAIN_BATCH = 200
+# Messages and statuses per batch: Meta sends up to about a hundred per payload, and a transaction of
+# 200 such rows would hold locks for seconds (and once overflowed a statement's 65,535 parameters).
+DRAIN_MAX_ITEMS = 1000
 MESSAGES = "messages"
 _ARM_KIND = "webhooks.arm_drain"
 _ARCHIVE_KIND = "webhooks.archive"
@@ -199,21 +202,21 @@ def _waiting(session: Session, *, limit: int, up_to: WebhookEvent | None = None)
     query = (
         select(WebhookEvent)
         .where(WebhookEvent.status.in_([WebhookEventStatus.received, WebhookEventStatus.processing]))
-        .order_by(WebhookEvent.created_at, WebhookEvent.id)
+        .order_by(WebhookEvent.sequence)
         .limit(limit)
         .execution_options(populate_existing=True)
     )
     if up_to is not None:
-        query = query.where(WebhookEvent.created_at <= up_to.created_at)
+        query = query.where(WebhookEvent.sequence <= up_to.sequence)
     return list(session.execute(query).scalars())
 
 
-def drain_batch(session: Session, *, limit: int = DRAIN_BATCH) -> int:
-    """Apply up to `limit` waiting rows, oldest first, set-wise; how many rows were taken."""
+def drain_batch(session: Session, *, limit: int = DRAIN_BATCH, max_items: int = DRAIN_MAX_ITEMS) -> int:
+    """Apply waiting rows, oldest first, set-wise: up to `limit` rows carrying up to `max_items` messages and
+    statuses (always at least one row); how many rows were taken (0: none waited)."""
     _lock_drain(session)
     rows = _waiting(session, limit=limit)
-    _apply_rows(session, rows)
-    return len(rows)
+    return _apply_rows(session, rows, max_items=max_items)
 
 
 def process_event(session: Session, *, event_id: uuid.UUID | str) -> bool:
@@ -235,24 +238,42 @@ def process_event(session: Session, *, event_id: uuid.UUID | str) -> bool:
     return True
 
 
-def _parsed(rows: list[WebhookEvent]) -> list[tuple[WebhookEvent, WebhookPayload]]:
+def _items(payload: WebhookPayload) -> int:
+    return sum(len(change.messages) + len(change.statuses) if isinstance(change, MessagesChange) else 1
+               for change in payload.changes)
+
+
+def _parsed(rows: list[WebhookEvent], *, max_items: int | None = None
+            ) -> tuple[list[tuple[WebhookEvent, WebhookPayload]], int]:
+    """The rows' payloads in order until `max_items` is reached, and how many rows that took (unparseable
+    ones fail here); the rows after them stay untouched for the next batch."""
     parsed = []
     now = utcnow()
+    items = taken = 0
     for row in rows:
-        row.attempts += 1
         try:
-            parsed.append((row, parse_document(_decode(row.body))))
+            payload = parse_document(_decode(row.body))
         except WebhookPayloadError as exc:
+            row.attempts += 1
             row.status, row.error, row.processed_at = WebhookEventStatus.failed, str(exc)[:2000], now
             log.warning("webhooks.unparseable", event_id=row.id, error=str(exc))
-    return parsed
+            taken += 1
+            continue
+        items += _items(payload)
+        if parsed and max_items is not None and items > max_items:
+            break
+        row.attempts += 1
+        parsed.append((row, payload))
+        taken += 1
+    return parsed, taken
 
 
-def _apply_rows(session: Session, rows: list[WebhookEvent]) -> None:
-    """Set-wise first; a batch that fails is applied row by row, so one bad row fails alone."""
+def _apply_rows(session: Session, rows: list[WebhookEvent], *, max_items: int | None = None) -> int:
+    """Set-wise first; a batch that fails is applied row by row, so one bad row fails alone. How many rows
+    were taken."""
     if not rows:
-        return
-    parsed = _parsed(rows)
+        return 0
+    parsed, taken = _parsed(rows, max_items=max_items)
     buffered = aftercommit.snapshot(session)
     try:
         with session.begin_nested():
@@ -274,6 +295,7 @@ def _apply_rows(session: Session, rows: list[WebhookEvent]) -> None:
                 row.status, row.error, row.processed_at = WebhookEventStatus.failed, repr(row_exc)[:2000], utcnow()
                 log.exception("webhooks.row_failed", event_id=row.id)
     session.flush()
+    return taken
 
 
 def _apply_parsed(session: Session, parsed: list[tuple[WebhookEvent, WebhookPayload]]) -> None:

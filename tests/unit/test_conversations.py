@@ -409,3 +409,27 @@ def test_a_batch_with_a_repeated_message_stores_it_once_and_counts_it_once(deliv
     deliver(payload)
     assert [m.content["body"] for m in inbound_messages(db_session)] == ["Once", "Twice?"]
     assert the_conversation(db_session).messages_in_count == 2
+
+
+def test_a_backlog_of_large_batches_drains_completely_in_arrival_order(client, number, db_session, monkeypatch):
+    # 100 webhooks of 50 messages: 5,000 messages, once more than one INSERT's 65,535 parameters allow.
+    monkeypatch.setattr(webhooks, "DRAIN_MAX_ITEMS", 1000)
+    for webhook in range(100):
+        payload = inbound(*[text(f"{webhook}-{n}") for n in range(50)], wa_id=f"1650555{webhook % 7:04d}")
+        assert post_webhook(client, payload).status_code == 200
+    batches = []
+    while True:
+        with unit_of_work() as session:
+            taken = webhooks.drain_batch(session, max_items=webhooks.DRAIN_MAX_ITEMS)
+        if not taken:
+            break
+        batches.append(taken)
+    assert batches == [20] * 5  # 1,000 messages per transaction, every row taken once
+    stored = inbound_messages(db_session)
+    assert len(stored) == 5000
+    for customer in range(7):  # arrival order within each conversation (the order the inbox lists them in)
+        contact_id = db_session.execute(select(Contact.id).where(Contact.wa_id == f"1650555{customer:04d}")).scalar_one()
+        mine = [m.content["body"] for m in stored if m.contact_id == contact_id]
+        assert mine == [f"{webhook}-{n}" for webhook in range(customer, 100, 7) for n in range(50)]
+    waiting = db_session.execute(select(WebhookEvent).where(WebhookEvent.status != "processed")).scalars().all()
+    assert waiting == []

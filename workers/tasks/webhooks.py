@@ -41,7 +41,7 @@ def drain(self, org_id: str | None = None) -> None:
     while True:
         with unit_of_work() as session:
             taken = webhooks.drain_batch(session)
-        if taken < webhooks.DRAIN_BATCH:
+        if not taken:  # nothing waited: a row committed from now on arms a drain of its own
             return
         if time.monotonic() - started > DRAIN_RUN_SECONDS:
             webhooks.arm_drain()
