@@ -19,13 +19,13 @@ def upgrade() -> None:
     op.add_column('webhook_events', sa.Column('sequence', sa.BigInteger(), sa.Identity(always=False), nullable=False))
     op.create_index('ix_webhook_events_status_sequence', 'webhook_events', ['status', 'sequence'], unique=False)
     op.create_index('ix_messages_conversation_id_sequence', 'messages', ['conversation_id', 'sequence'], unique=False)
-    op.create_index('ix_messages_number_id_queued', 'messages', ['number_id', 'next_attempt_at'], unique=False,
-                    postgresql_where=sa.text("status = 'queued' AND direction = 'outbound'"))
+    op.create_index('ix_messages_number_id_pending', 'messages', ['number_id', 'next_attempt_at'], unique=False,
+                    postgresql_where=sa.text("status IN ('queued', 'sending') AND direction = 'outbound'"))
 
 
 def downgrade() -> None:
-    op.drop_index('ix_messages_number_id_queued', table_name='messages',
-                  postgresql_where=sa.text("status = 'queued' AND direction = 'outbound'"))
+    op.drop_index('ix_messages_number_id_pending', table_name='messages',
+                  postgresql_where=sa.text("status IN ('queued', 'sending') AND direction = 'outbound'"))
     op.drop_index('ix_messages_conversation_id_sequence', table_name='messages')
     op.drop_index('ix_webhook_events_status_sequence', table_name='webhook_events')
     op.drop_column('webhook_events', 'sequence')

@@ -113,9 +113,9 @@ class Message(TenantMixin, Base):
         Index("ix_messages_conversation_id_created_at", "conversation_id", "created_at", "id"),
         # A conversation's messages as the inbox lists them, and the dispatcher's per-conversation order.
         Index("ix_messages_conversation_id_sequence", "conversation_id", "sequence"),
-        # The dispatcher's claim: a number's queued outbound messages that are due.
-        Index("ix_messages_number_id_queued", "number_id", "next_attempt_at",
-              postgresql_where=text("status = 'queued' AND direction = 'outbound'")),
+        # The dispatcher's claim: a number's pending outbound messages (its conversations' heads, the due ones).
+        Index("ix_messages_number_id_pending", "number_id", "next_attempt_at",
+              postgresql_where=text("status IN ('queued', 'sending') AND direction = 'outbound'")),
         # The plan's monthly message count.
         Index("ix_messages_organization_id_direction_created_at", "organization_id", "direction", "created_at"),
         # The inbound routing queue and the send sweep read these.

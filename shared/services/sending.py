@@ -147,17 +147,22 @@ WHERE n.id = :number_id
 
 # A message may go when every earlier pending message of its conversation goes before it: none of
 # them is in flight, waiting for a later attempt, or bulk behind this urgent one (the ORDER BY then
-# puts each earlier one ahead of it in this same batch).
+# puts each earlier one ahead of it in this same batch). `heads` says, per conversation, where the
+# first such obstacle sits: one pass over the number's pending rows, not a probe per candidate.
 _CANDIDATES = text("""
-SELECT m.id FROM messages m
+WITH heads AS (
+  SELECT conversation_id,
+         min(sequence) FILTER (WHERE status = 'sending' OR next_attempt_at > :now) AS blocked_from,
+         min(sequence) FILTER (WHERE sender_type = 'campaign') AS first_bulk
+  FROM messages
+  WHERE number_id = :number_id AND status IN ('queued', 'sending') AND direction = 'outbound'
+  GROUP BY conversation_id
+)
+SELECT m.id FROM messages m JOIN heads h ON h.conversation_id = m.conversation_id
 WHERE m.number_id = :number_id AND m.status = 'queued' AND m.direction = 'outbound'
   AND m.next_attempt_at <= :now
-  AND NOT EXISTS (
-    SELECT 1 FROM messages e
-    WHERE e.conversation_id = m.conversation_id AND e.status IN ('queued', 'sending')
-      AND e.direction = 'outbound' AND e.sequence < m.sequence
-      AND (e.status = 'sending' OR e.next_attempt_at > :now
-           OR (e.sender_type = 'campaign' AND m.sender_type <> 'campaign')))
+  AND (h.blocked_from IS NULL OR m.sequence < h.blocked_from)
+  AND (m.sender_type = 'campaign' OR h.first_bulk IS NULL OR m.sequence < h.first_bulk)
 ORDER BY (m.sender_type = 'campaign'), m.sequence
 LIMIT :limit
 FOR UPDATE OF m SKIP LOCKED
