@@ -64,6 +64,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -368,6 +369,9 @@ class World:
 
 
 def main() -> None:
+    # A SIGTERM (timeout, kill) unwinds like an exception, so `finally` stops every process started here: a
+    # pool left behind would consume the next run's tasks with this run's sandbox address.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     base = Settings.from_env()
     redis_url = make_url(base.redis_url).set(database=str(REDIS_DB)).render_as_string(hide_password=False)
     os.environ["REDIS_URL"] = redis_url  # celeryconfig reads the settings when first imported: set it first
