@@ -68,3 +68,48 @@ def test_concurrent_callers_never_share_a_slot(key):
     assert sum(gaps) == pytest.approx(_interval(rate) * (rate - 1), rel=0.1)
     span = booked[-1] - booked[0]
     assert span / (rate - 1) >= _interval(rate) * 0.9  # never faster than the rate
+
+
+# reserve_many: a dispatcher books its whole batch in one call -----------------------------------
+
+
+def test_a_batch_reservation_spaces_its_slots_at_the_rate(key):
+    slots = ratelimit.reserve_many(key, count=5, rate_per_second=20)
+    assert slots.count == 5
+    assert slots.first_in == pytest.approx(0, abs=0.005)  # an idle number sends at once
+    assert slots.interval == pytest.approx(_interval(20), abs=1e-5)
+    # The whole batch is booked: the next slot anyone gets is after the fifth.
+    assert ratelimit.blocked_for(key) == pytest.approx(5 * _interval(20), abs=0.01)
+
+
+def test_a_second_batch_continues_after_the_first_batchs_slots(key):
+    first = ratelimit.reserve_many(key, count=10, rate_per_second=50)
+    second = ratelimit.reserve_many(key, count=3, rate_per_second=50)
+    assert first.first_in == pytest.approx(0, abs=0.005)
+    assert second.first_in == pytest.approx(10 * _interval(50), abs=0.01)  # no slot shared, no gap
+    # And a single reservation queues behind both batches.
+    single = ratelimit.reserve(key, rate_per_second=50, max_wait_seconds=5)
+    assert single.granted and single.wait_seconds == pytest.approx(13 * _interval(50), abs=0.01)
+
+
+def test_a_batch_after_an_idle_spell_starts_now_not_in_the_past(key):
+    ratelimit.reserve_many(key, count=2, rate_per_second=100)  # booked until ~20 ms from now
+    time.sleep(0.1)
+    later = ratelimit.reserve_many(key, count=4, rate_per_second=100)
+    assert later.first_in == pytest.approx(0, abs=0.005)  # unused past slots are not a burst allowance
+    assert ratelimit.blocked_for(key) == pytest.approx(4 * _interval(100), abs=0.01)
+
+
+def test_a_hold_pushes_the_next_batch_back(key):
+    ratelimit.reserve_many(key, count=4, rate_per_second=20)  # ~0.2 s booked
+    ratelimit.hold(key, seconds=1.0)  # Meta said slow down
+    after = ratelimit.reserve_many(key, count=3, rate_per_second=20)
+    assert after.first_in == pytest.approx(1.0, abs=0.05)
+    assert ratelimit.blocked_for(key) == pytest.approx(1.0 + 3 * _interval(20), abs=0.05)
+
+
+def test_a_short_hold_never_pulls_booked_slots_earlier(key):
+    ratelimit.reserve_many(key, count=40, rate_per_second=20)  # ~2 s booked
+    ratelimit.hold(key, seconds=0.2)
+    after = ratelimit.reserve_many(key, count=1, rate_per_second=20)
+    assert after.first_in == pytest.approx(40 * _interval(20), abs=0.05)
