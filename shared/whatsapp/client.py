@@ -47,6 +47,7 @@ DEFAULT_PHONE_NUMBER_FIELDS = (
     "health_status",
 )
 
+POOL_MAXSIZE = 32
 _session: requests.Session | None = None
 _session_lock = threading.Lock()
 
@@ -58,6 +59,11 @@ def get_session() -> requests.Session:
         with _session_lock:
             if _session is None:
                 _session = requests.Session()
+                # One keep-alive connection per sending thread (urllib3 keeps 10 by default and opens
+                # and drops a fresh connection for every request past that).
+                adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=POOL_MAXSIZE)
+                _session.mount("https://", adapter)
+                _session.mount("http://", adapter)
     return _session
 
 

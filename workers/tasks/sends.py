@@ -4,7 +4,9 @@ The dispatcher holds the number's Redis lease (shared/services/sending.py) and l
 batch (committed queued → sending before any request leaves), book the batch's limiter slots in
 one Redis call, send each message at its slot's absolute time over the process's keep-alive
 session from a small thread pool (Graph calls are I/O), a conversation's messages one after the
-other in their queued order, then record the whole batch in one transaction. What Meta answers is
+other in their queued order, then record the whole batch in one transaction. The next batch is
+claimed and its slots booked while one is on the wire, so neither a claim nor a record leaves a gap
+in the number's pace (two batches claimed at most: what a SIGKILL leaves to the takeover). What Meta answers is
 decided by shared/services/send_policy.py: transient errors go back to `queued` with backoff and
 jitter (holding later messages of that conversation only); 130429 holds the whole number;
 131056 holds only that recipient; token and account errors pause the number; permanent errors
@@ -36,14 +38,14 @@ from shared.whatsapp.errors import GraphError
 
 log = structlog.get_logger(__name__)
 
-SEND_THREADS = 8  # requests in flight per dispatcher: enough to keep 1,000/s going at a few ms per request
-MAX_BATCH = 100
+SEND_THREADS = 16  # requests in flight per dispatcher: enough to keep 1,000/s going at a few ms per request
+MAX_BATCH = 200
 BATCH_HORIZON_SECONDS = 0.25  # a batch holds about this much of the number's pace (what a SIGKILL leaves in doubt)
 MAX_RUN_SECONDS = 20.0  # then the dispatcher hands its lease to a fresh task, so other numbers get the pool too
 IDLE_WAIT_SECONDS = 2.0  # a retry due this soon is waited for here; later ones re-arm the dispatcher by countdown
 MAX_COUNTDOWN_SECONDS = 60.0  # beyond that the sweep re-arms (no far-future ETAs, DESIGN §4.6)
 RENEW_EVERY_SECONDS = 2.0
-SPAN_GUARD_SECONDS = 0.01  # never more than throughput_mps requests leave in any second plus this (Meta counts spans)
+SPAN_GUARD_SECONDS = 0.002  # a request leaves at least 1 s plus this after the one `throughput` before came back
 
 _executor: ThreadPoolExecutor | None = None
 _executor_pid: int | None = None
@@ -64,25 +66,39 @@ def _client(access_token_encrypted: str) -> GraphClient:
 
 
 class _Pacer:
-    """Each request leaves at its booked slot's absolute time, and never sooner than one second (plus a guard)
-    after the request `throughput` places before it: a late request must not squeeze Meta's one-second span."""
+    """Each request leaves at its booked slot's absolute time, and never sooner than one second (plus a
+    guard) after the request `throughput` places before it *came back*: that one certainly arrived at
+    Meta before its answer did, so no one-second span Meta counts ever holds more than `throughput`,
+    however late a thread got the core (departure times alone let such jitter draw 130429)."""
 
     def __init__(self, throughput: int) -> None:
         self.throughput = max(1, throughput)
-        self.departures: collections.deque[float] = collections.deque(maxlen=self.throughput)
-        self.lock = threading.Lock()
+        self.window: collections.deque[list[float | None]] = collections.deque(maxlen=self.throughput)
+        self.changed = threading.Condition()
 
-    def wait_until(self, at: float) -> None:
-        while True:
-            with self.lock:
+    def wait_until(self, at: float) -> list[float | None]:
+        """Block until this request may leave; the returned ticket goes back to `done` when it came back."""
+        with self.changed:
+            while True:
                 now = time.monotonic()
-                floor = (self.departures[0] + 1.0 + SPAN_GUARD_SECONDS
-                         if len(self.departures) == self.throughput else 0.0)
+                floor = 0.0
+                if len(self.window) == self.throughput:
+                    came_back = self.window[0][0]
+                    if came_back is None:  # still in flight: its answer sets the floor
+                        self.changed.wait(timeout=0.05)
+                        continue
+                    floor = came_back + 1.0 + SPAN_GUARD_SECONDS
                 ready = max(at, floor)
                 if now >= ready:
-                    self.departures.append(now)
-                    return
-            time.sleep(ready - now)
+                    ticket: list[float | None] = [None]
+                    self.window.append(ticket)
+                    return ticket
+                self.changed.wait(timeout=ready - now)
+
+    def done(self, ticket: list[float | None]) -> None:
+        with self.changed:
+            ticket[0] = time.monotonic()
+            self.changed.notify_all()
 
 
 _pacers: dict[str, _Pacer] = {}
@@ -116,66 +132,78 @@ def dispatch_number(self, number_id: str, org_id: str, lease: str | None = None)
     with unit_of_work() as session:
         sending.recover_number(session, number_id=number_uuid)
     started = time.monotonic()
-    while True:
-        if time.monotonic() - started > MAX_RUN_SECONDS:
-            publish_now(names.DISPATCH_NUMBER, number_id=number_id, org_id=org_id, lease=token)
-            return
-        if not sending.renew_lease(number_id, token):
-            log.warning("sends.lease_lost", number_id=number_id)
-            return
-        sent = _one_batch(number_uuid, token)
-        if sent is None:
-            return sending.release_lease(number_id, token)
-        if sent:
-            continue
-        with unit_of_work() as session:
-            due_in = sending.next_due_in(session, number_id=number_uuid)
-        if due_in is not None and due_in <= IDLE_WAIT_SECONDS:
-            time.sleep(min(due_in, IDLE_WAIT_SECONDS) + 0.01)
-            continue
-        sending.release_lease(number_id, token)
-        # A message committed while we held the lease did not publish: look once more, now that it is free.
-        with unit_of_work() as session:
-            due_in = sending.next_due_in(session, number_id=number_uuid)
-        if due_in == 0.0 and sending.take_lease(number_id, token):
-            continue
-        if due_in is not None and 0.0 < due_in <= MAX_COUNTDOWN_SECONDS:
-            self.apply_async(kwargs={"number_id": number_id, "org_id": org_id}, countdown=due_in)
-        return
-
-
-def _one_batch(number_id: uuid.UUID, token: str) -> int | None:
-    """Claim, send and record one batch; how many were claimed (None: the number cannot send now)."""
-    with unit_of_work() as session:
-        batch = sending.claim_batch(session, number_id=number_id, max_batch=MAX_BATCH,
-                                    horizon_seconds=BATCH_HORIZON_SECONDS)
-    if batch is None or batch.paused:
-        return None
-    if not batch.items:
-        return 0
-    outcomes = _send_batch(batch, token)
-    for attempt in range(3):
-        try:
+    in_flight: _InFlight | None = None  # the batch on the wire while the next one is claimed
+    try:
+        while True:
+            if time.monotonic() - started > MAX_RUN_SECONDS:
+                in_flight = _finish(in_flight, token)
+                publish_now(names.DISPATCH_NUMBER, number_id=number_id, org_id=org_id, lease=token)
+                return
+            if not sending.renew_lease(number_id, token):
+                log.warning("sends.lease_lost", number_id=number_id)
+                return
+            batch = _claim(number_uuid)
+            if batch is None or batch.paused:
+                in_flight = _finish(in_flight, token)
+                return sending.release_lease(number_id, token)
+            if batch.items:
+                # Its slots follow the in-flight batch's on the limiter: the wire never waits for a claim or a record.
+                previous, in_flight = in_flight, _start(batch, after=in_flight)
+                _finish(previous, token)
+                continue
+            if in_flight is not None:  # nothing claimable while its conversations are in flight: record, look again
+                in_flight = _finish(in_flight, token)
+                continue
             with unit_of_work() as session:
-                sending.record_batch(session, batch=batch, outcomes=outcomes)
-            break
-        except Exception:  # a deadlock with the inbound pipeline, say: the same outcome again is harmless
-            log.exception("sends.record_failed", number_id=str(number_id), attempt=attempt)
-            if attempt == 2:
-                raise
-            time.sleep(0.05 * (attempt + 1))
-    return len(batch.items)
+                due_in = sending.next_due_in(session, number_id=number_uuid)
+            if due_in is not None and due_in <= IDLE_WAIT_SECONDS:
+                time.sleep(min(due_in, IDLE_WAIT_SECONDS) + 0.01)
+                continue
+            sending.release_lease(number_id, token)
+            # A message committed while we held the lease did not publish: look once more, now that it is free.
+            with unit_of_work() as session:
+                due_in = sending.next_due_in(session, number_id=number_uuid)
+            if due_in == 0.0 and sending.take_lease(number_id, token):
+                continue
+            if due_in is not None and 0.0 < due_in <= MAX_COUNTDOWN_SECONDS:
+                self.apply_async(kwargs={"number_id": number_id, "org_id": org_id}, countdown=due_in)
+            return
+    finally:
+        _finish(in_flight, token)  # an exception above: what already left is still recorded
 
 
-def _send_batch(batch: sending.Batch, token: str) -> sending.Outcomes:
-    outcomes = sending.Outcomes()
-    lock = threading.Lock()
-    stop = threading.Event()
+def _claim(number_id: uuid.UUID) -> sending.Batch | None:
+    with unit_of_work() as session:
+        return sending.claim_batch(session, number_id=number_id, max_batch=MAX_BATCH,
+                                   horizon_seconds=BATCH_HORIZON_SECONDS)
+
+
+class _InFlight:
+    """A claimed batch being sent by the thread pool; `_finish` waits for it and records it."""
+
+    def __init__(self, batch: sending.Batch, after: _InFlight | None) -> None:
+        self.batch = batch
+        self.outcomes = sending.Outcomes()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()  # the number must stop: later messages go back to queued untouched
+        self.earlier_stop = after.stop if after is not None else None
+        self.futures: list = []
+
+    def stopped(self) -> bool:
+        return self.stop.is_set() or (self.earlier_stop is not None and self.earlier_stop.is_set())
+
+
+def _start(batch: sending.Batch, *, after: _InFlight | None) -> _InFlight:
+    flight = _InFlight(batch, after)
     client = _client(batch.access_token_encrypted)
     pacer = _pacer(batch.number_id, batch.throughput_mps)
     slots = ratelimit.reserve_many(ratelimit.number_key(str(batch.number_id)), count=len(batch.items),
                                    rate_per_second=batch.throughput_mps)
     origin = time.monotonic() + slots.first_in
+    # Pair-rate holds of the whole batch in one round trip; a 131056 during the batch holds that
+    # conversation's later messages (and the next batch sees the hold).
+    held_for = ratelimit.blocked_for_many(
+        list({ratelimit.recipient_key(str(batch.number_id), item.to) for item in batch.items}))
     groups: dict[uuid.UUID, list[tuple[int, sending.Outgoing]]] = {}
     for index, item in enumerate(batch.items):
         groups.setdefault(item.conversation_id, []).append((index, item))
@@ -183,57 +211,79 @@ def _send_batch(batch: sending.Batch, token: str) -> sending.Outcomes:
     def run(group: list[tuple[int, sending.Outgoing]]) -> None:
         held = False  # an earlier message of this conversation did not go: the later ones wait for it
         for index, item in group:
-            if held or stop.is_set():
-                with lock:
-                    outcomes.not_sent.append(item.message_id)
+            if held or flight.stopped():
+                with flight.lock:
+                    flight.outcomes.not_sent.append(item.message_id)
                 continue
-            decision = _send_one(batch, client, pacer, item, origin + index * slots.interval, outcomes, lock)
+            decision = _send_one(batch, client, pacer, item, origin + index * slots.interval, flight.outcomes,
+                                 flight.lock, held_for)
             if decision is None:
                 continue
-            with lock:
-                outcomes.decided.append((item, decision))
+            with flight.lock:
+                flight.outcomes.decided.append((item, decision))
             if decision.verdict is not Verdict.UNKNOWN and decision.verdict is not Verdict.FAIL:
                 held = True
             if decision.stops_number:
-                stop.set()
+                flight.stop.set()
 
-    futures = [_pool().submit(run, group) for group in groups.values()]
-    pending = set(futures)
+    flight.futures = [_pool().submit(run, group) for group in groups.values()]
+    return flight
+
+
+def _finish(flight: _InFlight | None, token: str) -> None:
+    """Wait for the batch's requests (renewing the lease), then record its outcome in one transaction."""
+    if flight is None:
+        return None
+    batch, outcomes = flight.batch, flight.outcomes
+    pending = set(flight.futures)
     while pending:
         _, pending = wait(pending, timeout=RENEW_EVERY_SECONDS)
         if pending:
             sending.renew_lease(batch.number_id, token)
-    for future in futures:
-        future.result()
+    errors = [future.exception() for future in flight.futures if future.exception() is not None]
+    flight.futures = []
     # Claimed but put back untouched: take their "not sent yet" marks so nothing else settles them twice.
     kept = sending.untake_all(batch.number_id, [str(i) for i in outcomes.not_sent])
     outcomes.not_sent = [uuid.UUID(i) for i in kept]
-    return outcomes
+    for attempt in range(3):
+        try:
+            with unit_of_work() as session:
+                sending.record_batch(session, batch=batch, outcomes=outcomes)
+            break
+        except Exception:  # a deadlock with the inbound pipeline, say: the same outcome again is harmless
+            log.exception("sends.record_failed", number_id=str(batch.number_id), attempt=attempt)
+            if attempt == 2:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    if errors:
+        raise errors[0]
+    return None
 
 
 def _send_one(batch: sending.Batch, client: GraphClient, pacer: _Pacer, item: sending.Outgoing, at: float,
-              outcomes: sending.Outcomes, lock: threading.Lock) -> Decision | None:
+              outcomes: sending.Outcomes, lock: threading.Lock, held_for: dict[str, float]) -> Decision | None:
     """Send one message at its slot; None when it was accepted (or someone else settled it)."""
-    pair_key = ratelimit.recipient_key(str(batch.number_id), item.to)
-    held_for = ratelimit.blocked_for(pair_key)
-    if held_for > 0:
+    hold = held_for.get(ratelimit.recipient_key(str(batch.number_id), item.to), 0.0)
+    if hold > 0:
         return Decision(Verdict.HOLD_RECIPIENT, "131056", "waiting for this recipient's pair rate",
-                        delay_seconds=held_for, hold_seconds=held_for)
+                        delay_seconds=hold, hold_seconds=hold)
     content = item.content
     if isinstance(content, dict) and "upload" in content:
         try:
             content = _uploaded(batch, client, item, outcomes, lock)
         except GraphError as exc:
             return _apply(batch, item, send_policy.upload_failed(exc, attempt=item.attempts))
-    pacer.wait_until(at)
-    if not sending.take_unsent(batch.number_id, item.message_id):
-        return None  # settled by a takeover while we waited: it is not ours to send any more
+    ticket = pacer.wait_until(at)
     try:
+        if not sending.take_unsent(batch.number_id, item.message_id):
+            return None  # settled by a takeover while we waited: it is not ours to send any more
         result = client.send_message(batch.phone_number_id, item.to, item.type, content,
                                      context_message_id=item.context_wamid,
                                      biz_opaque_callback_data=messages.callback_data(item.message_id))
     except GraphError as exc:
         return _apply(batch, item, send_policy.decide(exc, attempt=item.attempts))
+    finally:
+        pacer.done(ticket)
     with lock:
         outcomes.sent.append((item.message_id, result.wamid))
     return None
