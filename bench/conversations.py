@@ -9,8 +9,8 @@ What runs (every process a subprocess, stopped at the end whatever happens):
 - web as in the Procfile (`gunicorn --workers ${WEB_CONCURRENCY:-2} --graceful-timeout 5 wsgi:app`, no access log),
 - a `webhooks` pool and a `sends` pool as in the Procfile (`celery -A workers.app worker -Q <queue> -n <name>@%h
   --concurrency C --prefetch-multiplier 1 --without-gossip --without-mingle`), with WHATSAPP_API_BASE pointing at
-  the sandbox and LOG_LEVEL=WARNING. C: BENCH_WEBHOOKS_CONCURRENCY and BENCH_SENDS_CONCURRENCY, default 4 each
-  (the best of 1/2/4 and 2/4/8/16 on a 2-core machine: more children only add contention).
+  the sandbox and LOG_LEVEL=WARNING. C: BENCH_WEBHOOKS_CONCURRENCY and BENCH_SENDS_CONCURRENCY, by default the
+  Procfile's (2 and 4: one drain runs at a time; a sends child serves one number's dispatcher at a time).
 
 Data: it migrates the configured database (`alembic upgrade head`: the developer's `make run` data), works in an
 organization of its own (plan enterprise, no agents) with 2 numbers registered both in PyTake and in the sandbox
@@ -98,8 +98,9 @@ CEILING_MESSAGES = int(os.environ.get("BENCH_CEILING_MESSAGES", "10000"))
 QUEUE_THREADS = int(os.environ.get("BENCH_QUEUE_THREADS", "2"))
 SENDER_TYPE = os.environ.get("BENCH_SENDER_TYPE", "campaign")
 OUTBOUND_STATUSES = [s for s in os.environ.get("BENCH_OUTBOUND_STATUSES", "").split(",") if s.strip()]
-WEBHOOKS_CONCURRENCY = int(os.environ.get("BENCH_WEBHOOKS_CONCURRENCY", "4"))
-SENDS_CONCURRENCY = int(os.environ.get("BENCH_SENDS_CONCURRENCY", "4"))
+# The Procfile's defaults (task events on, as Flower needs them), so the figures are what `make run` gives.
+WEBHOOKS_CONCURRENCY = int(os.environ.get("BENCH_WEBHOOKS_CONCURRENCY", os.environ.get("WORKER_CONCURRENCY", "2")))
+SENDS_CONCURRENCY = int(os.environ.get("BENCH_SENDS_CONCURRENCY", os.environ.get("SENDS_CONCURRENCY", "4")))
 WEB_WORKERS = os.environ.get("WEB_CONCURRENCY") or "2"
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "12"))
 PHASES = set(os.environ.get("BENCH_PHASES", "inbound,pacing,ceiling").split(","))
@@ -190,7 +191,7 @@ def celery_pool(queue: str, concurrency: int, env: dict[str, str], log_dir: Path
         env = {**env, "LOG_LEVEL": "INFO"}
     return start(f"{queue}-pool", [
         bin_path("celery"), "-A", "workers.app", "worker", "-Q", queue, "-n", f"bench-{queue}@%h",
-        "--concurrency", str(concurrency), "--prefetch-multiplier", "1", "--without-gossip", "--without-mingle",
+        "--concurrency", str(concurrency), "--prefetch-multiplier", "1", "--without-gossip", "--without-mingle", "-E",
         "--loglevel", "INFO" if os.environ.get("BENCH_KEEP_LOGS") else "WARNING"], env, log_dir)
 
 
