@@ -17,15 +17,17 @@ a status webhook settles it, it is never sent again blindly.
 from __future__ import annotations
 
 import collections
+import os
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import structlog
 
 from shared import crypto, ratelimit
+from shared.backoff import backoff_seconds
 from shared.db import unit_of_work
 from shared.queueing import names
 from shared.queueing.celery_app import celery_app
@@ -53,8 +55,6 @@ _executor_pid: int | None = None
 
 def _pool() -> ThreadPoolExecutor:
     global _executor, _executor_pid
-    import os
-
     if _executor is None or _executor_pid != os.getpid():
         _executor, _executor_pid = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="send"), os.getpid()
     return _executor
@@ -136,7 +136,8 @@ def dispatch_number(self, number_id: str, org_id: str, lease: str | None = None)
     try:
         while True:
             if time.monotonic() - started > MAX_RUN_SECONDS:
-                in_flight = _finish(in_flight, token)
+                _finish(in_flight, token)
+                in_flight = None
                 publish_now(names.DISPATCH_NUMBER, number_id=number_id, org_id=org_id, lease=token)
                 return
             if not sending.renew_lease(number_id, token):
@@ -144,7 +145,8 @@ def dispatch_number(self, number_id: str, org_id: str, lease: str | None = None)
                 return
             batch = _claim(number_uuid)
             if batch is None or batch.paused:
-                in_flight = _finish(in_flight, token)
+                _finish(in_flight, token)
+                in_flight = None
                 return sending.release_lease(number_id, token)
             if batch.items:
                 # Its slots follow the in-flight batch's on the limiter: the wire never waits for a claim or a record.
@@ -152,7 +154,8 @@ def dispatch_number(self, number_id: str, org_id: str, lease: str | None = None)
                 _finish(previous, token)
                 continue
             if in_flight is not None:  # nothing claimable while its conversations are in flight: record, look again
-                in_flight = _finish(in_flight, token)
+                _finish(in_flight, token)
+                in_flight = None
                 continue
             with unit_of_work() as session:
                 due_in = sending.next_due_in(session, number_id=number_uuid)
@@ -187,7 +190,7 @@ class _InFlight:
         self.lock = threading.Lock()
         self.stop = threading.Event()  # the number must stop: later messages go back to queued untouched
         self.earlier_stop = after.stop if after is not None else None
-        self.futures: list = []
+        self.futures: list[Future] = []
 
     def stopped(self) -> bool:
         return self.stop.is_set() or (self.earlier_stop is not None and self.earlier_stop.is_set())
@@ -233,7 +236,7 @@ def _start(batch: sending.Batch, *, after: _InFlight | None) -> _InFlight:
 def _finish(flight: _InFlight | None, token: str) -> None:
     """Wait for the batch's requests (renewing the lease), then record its outcome in one transaction."""
     if flight is None:
-        return None
+        return
     batch, outcomes = flight.batch, flight.outcomes
     pending = set(flight.futures)
     while pending:
@@ -254,10 +257,9 @@ def _finish(flight: _InFlight | None, token: str) -> None:
             log.exception("sends.record_failed", number_id=str(batch.number_id), attempt=attempt)
             if attempt == 2:
                 raise
-            time.sleep(0.05 * (attempt + 1))
+            time.sleep(backoff_seconds(attempt, base=0.05, cap=0.2))
     if errors:
         raise errors[0]
-    return None
 
 
 def _send_one(batch: sending.Batch, client: GraphClient, pacer: _Pacer, item: sending.Outgoing, at: float,
@@ -330,7 +332,6 @@ def mark_read(self, conversation_id: str, message_id: str, org_id: str) -> None:
     Trigger: POST /conversations/{id}/read. Idempotency: a read receipt repeated is harmless to
     Meta. Retry: transient Graph errors, 5 times with backoff. Side effects: one Graph call.
     """
-    from shared.backoff import backoff_seconds
     from shared.whatsapp.errors import GraphAPIError, GraphTransportError
 
     with unit_of_work() as session:
