@@ -7,7 +7,8 @@
 - Mode `skip_existing` leaves existing contacts alone; `update_existing` fills in what the file
   says. Rows whose values are already stored count as unchanged, so a second run of the same
   file changes nothing.
-- Consent is recorded only when the mapped consent column says yes.
+- Consent is recorded only when the mapped consent column says yes, and for a contact that
+  exists already only in `update_existing` mode (skipping a contact leaves its consent alone).
 - New contacts past the plan's limit are reported row by row, never dropped silently.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import json
 import queue
 import threading
 import tempfile
@@ -280,9 +280,13 @@ class Counts:
 class ChunkWriter:
     """Writes one chunk of Rows: one COPY into a temporary table, then set-wise SQL.
 
-    Everything after the COPY (matching existing contacts, the plan limit, inserts, updates,
-    tags, consent events) runs inside PostgreSQL, so the worker's Python does one thing per
-    row: hand it to COPY. Compiling a VALUES list per chunk would cost more than the import.
+    Everything after the COPY (the plan limit, inserts, updates, tags, consent events) runs
+    inside PostgreSQL, so the worker's Python does one thing per row: hand it to COPY. Compiling
+    a VALUES list per chunk would cost more than the import.
+
+    PostgreSQL is the slower half of the import (the parser thread keeps ahead of it), so each
+    statement runs only when the chunk needs it, and existing contacts are found by one index
+    probe per row: a join would hash the organization's every contact for every chunk.
     """
 
     _STAGE = """
@@ -292,41 +296,51 @@ class ChunkWriter:
             contact_id uuid, is_new boolean NOT NULL DEFAULT false
         ) ON COMMIT DROP
     """
-    _MATCH = """
-        UPDATE import_rows r SET contact_id = c.id
-        FROM contacts c
-        WHERE c.organization_id = :org AND c.identity_key = r.identity_key AND c.deleted_at IS NULL
-    """
+    _COPY = (
+        "COPY import_rows (row_number, identity_key, phone_e164, wa_id, name, email, language, lifecycle_stage, "
+        "custom_attributes, tags, opt_in) FROM STDIN"
+    )
+    _COPY_TYPES = ["int4", "text", "text", "text", "text", "text", "text", "text", "jsonb", "text[]", "bool"]
+    # ON CONFLICT finds the rows that exist already: they keep contact_id NULL for _FIND_EXISTING.
     _INSERT = """
         WITH inserted AS (
             INSERT INTO contacts (organization_id, identity_key, phone_e164, wa_id, name, email, language,
                                   lifecycle_stage, custom_attributes, marketing_consent)
             SELECT :org, identity_key, phone_e164, wa_id, name, email, language, coalesce(lifecycle_stage, 'lead'),
-                   custom_attributes,
+                   coalesce(custom_attributes, '{}'),
                    CASE WHEN opt_in THEN 'opted_in' ELSE 'unknown' END::consent_state
-            FROM import_rows WHERE contact_id IS NULL
+            FROM import_rows
             ON CONFLICT (organization_id, identity_key) WHERE deleted_at IS NULL DO NOTHING
             RETURNING id, identity_key, marketing_consent
         ), consented AS (
             INSERT INTO consent_events (organization_id, contact_id, action, scope, source, actor, evidence)
             SELECT :org, id, 'opt_in', 'marketing', 'import', :actor, :evidence
             FROM inserted WHERE marketing_consent = 'opted_in'
+        ), marked AS (
+            UPDATE import_rows r SET contact_id = inserted.id, is_new = true
+            FROM inserted WHERE r.identity_key = inserted.identity_key
         )
-        UPDATE import_rows r SET contact_id = inserted.id, is_new = true
-        FROM inserted WHERE r.identity_key = inserted.identity_key
+        SELECT count(*), count(*) FILTER (WHERE marketing_consent = 'opted_in') FROM inserted
+    """
+    _FIND_EXISTING = """
+        UPDATE import_rows r SET contact_id = (
+            SELECT c.id FROM contacts c
+            WHERE c.organization_id = :org AND c.identity_key = r.identity_key AND c.deleted_at IS NULL
+        )
+        WHERE r.contact_id IS NULL
     """
     _UPDATE = """
         UPDATE contacts c SET
             name = coalesce(r.name, c.name), email = coalesce(r.email, c.email),
             language = coalesce(r.language, c.language), lifecycle_stage = coalesce(r.lifecycle_stage, c.lifecycle_stage),
-            custom_attributes = c.custom_attributes || r.custom_attributes, updated_at = now()
+            custom_attributes = c.custom_attributes || coalesce(r.custom_attributes, '{}'), updated_at = now()
         FROM import_rows r
         WHERE c.id = r.contact_id AND NOT r.is_new AND (
             (r.name IS NOT NULL AND r.name IS DISTINCT FROM c.name)
             OR (r.email IS NOT NULL AND r.email IS DISTINCT FROM c.email)
             OR (r.language IS NOT NULL AND r.language IS DISTINCT FROM c.language)
             OR (r.lifecycle_stage IS NOT NULL AND r.lifecycle_stage <> c.lifecycle_stage)
-            OR NOT (c.custom_attributes @> r.custom_attributes)
+            OR (r.custom_attributes IS NOT NULL AND NOT (c.custom_attributes @> r.custom_attributes))
         )
     """
     _OPT_IN_EXISTING = """
@@ -346,7 +360,7 @@ class ChunkWriter:
     """
     _TAG_CONTACTS = """
         INSERT INTO contact_tags (contact_id, tag_id)
-        SELECT DISTINCT r.contact_id, t.id
+        SELECT r.contact_id, t.id
         FROM import_rows r CROSS JOIN LATERAL unnest(r.tags) AS wanted(name)
         JOIN tags t ON t.organization_id = :org AND t.name = wanted.name
         WHERE r.contact_id IS NOT NULL
@@ -355,6 +369,7 @@ class ChunkWriter:
 
     def __init__(self, session: Session, org: Organization, mapping: Mapping, counts: Counts, import_id: uuid.UUID):
         self.session, self.org, self.mapping, self.counts = session, org, mapping, counts
+        self.updating = mapping.mode == "update_existing"
         self.consent = {"org": org.id, "actor": f"import {import_id}", "evidence": "consent column of the imported file"}
         usage = plans.resource_usage(session, org=org, resource="contacts")
         self.room = None if usage.limit is None else max(0, usage.limit - usage.used)
@@ -365,59 +380,64 @@ class ChunkWriter:
 
     def write(self, rows: list[Row]) -> None:
         self._copy(rows)
-        self._sql(self._MATCH)
-        self._enforce_plan_limit()
-        created = self._sql(self._INSERT, **self.consent)
+        admitted = len(rows) - self._enforce_plan_limit()
+        created, opted_in = self.session.execute(text(self._INSERT), {"org": self.org.id, **self.consent}).one()
+        existing = admitted - created
         self.counts.created += created
-        self.counts.opted_in += self.session.execute(
-            text("SELECT count(*) FROM import_rows WHERE is_new AND opt_in")
-        ).scalar_one()
-        existing = self.session.execute(
-            text("SELECT count(*) FROM import_rows WHERE contact_id IS NOT NULL AND NOT is_new")
-        ).scalar_one()
-        if self.mapping.mode == "update_existing":
-            updated = self._sql(self._UPDATE)
-            self.counts.updated += updated
-            self.counts.unchanged += existing - updated
+        self.counts.opted_in += opted_in
+        tagged = any(row.tags for row in rows)
+        if existing and (self.updating or tagged):
+            self._sql(self._FIND_EXISTING)
+        if self.updating:
+            self._update_existing(rows, existing)
         else:
             self.counts.skipped_existing += existing
-        self.counts.opted_in += self._sql(self._OPT_IN_EXISTING, **self.consent)
-        self._sql(self._TAGS)
-        self._sql(self._TAG_CONTACTS)
+        if tagged:
+            self._sql(self._TAGS)
+            self._sql(self._TAG_CONTACTS)
         if self.room is not None:
             self.room = max(0, self.room - created)
+
+    def _update_existing(self, rows: list[Row], existing: int) -> None:
+        if not existing:
+            return
+        updated = self._sql(self._UPDATE)
+        self.counts.updated += updated
+        self.counts.unchanged += existing - updated
+        if any(row.opt_in for row in rows):
+            self.counts.opted_in += self._sql(self._OPT_IN_EXISTING, **self.consent)
 
     def _copy(self, rows: list[Row]) -> None:
         cursor = self.session.connection().connection.dbapi_connection.cursor()
         cursor.execute("TRUNCATE import_rows")
-        with cursor.copy(
-            "COPY import_rows (row_number, identity_key, phone_e164, wa_id, name, email, language, lifecycle_stage, "
-            "custom_attributes, tags, opt_in) FROM STDIN"
-        ) as copy:
+        with cursor.copy(self._COPY) as copy:
+            copy.set_types(self._COPY_TYPES)
             for row in rows:
                 fields = row.fields
                 copy.write_row((
                     row.number, row.identity_key, row.phone_e164, row.wa_id, fields.get("name"), fields.get("email"),
-                    fields.get("language"), fields.get("lifecycle_stage"), json.dumps(row.attributes), row.tags,
+                    fields.get("language"), fields.get("lifecycle_stage"), row.attributes or None, row.tags or None,
                     row.opt_in,
                 ))
 
-    def _enforce_plan_limit(self) -> None:
-        """New contacts past the plan's limit are taken out of the chunk and reported, row by row."""
+    def _enforce_plan_limit(self) -> int:
+        """New contacts past the plan's limit are taken out of the chunk and reported, row by row; returns how many."""
         if self.room is None:
-            return
+            return 0
         over = self.session.execute(
-            text("SELECT row_number, phone_e164 FROM import_rows WHERE contact_id IS NULL "
-                 "ORDER BY row_number OFFSET :room"),
-            {"room": self.room},
+            text("SELECT row_number, phone_e164 FROM import_rows r WHERE NOT EXISTS ("
+                 " SELECT 1 FROM contacts c WHERE c.organization_id = :org AND c.identity_key = r.identity_key"
+                 " AND c.deleted_at IS NULL) ORDER BY row_number OFFSET :room"),
+            {"org": self.org.id, "room": self.room},
         ).all()
         if not over:
-            return
+            return 0
         self.session.execute(
             text("DELETE FROM import_rows WHERE row_number = ANY(:numbers)"), {"numbers": [n for n, _ in over]}
         )
         self.counts.over_plan_limit += len(over)
         self.counts.errors.extend(RowError(n, "", phone, "plan_limit_exceeded") for n, phone in over)
+        return len(over)
 
 
 # -- preview and run ----------------------------------------------------------------------

@@ -139,6 +139,29 @@ def test_update_existing_fills_in_and_then_finds_nothing_to_change(db_session, o
     assert (second["created"], second["updated"], second["unchanged"]) == (0, 0, 3)
 
 
+def test_an_opt_in_reaches_an_existing_contact_only_when_updating(db_session, organization, importing):
+    """Issue 10: skipping a contact left its profile alone but still recorded the file's consent for it."""
+    upload, run = importing
+    opting_in = csv_bytes(["Telefone;Aceita ofertas", "+16505550001;sim"])
+    existing = contacts.find_by_phone(db_session, org_id=organization.id, identity_key="16505550001")
+
+    def consent_events():
+        return db_session.execute(
+            select(func.count()).select_from(ConsentEvent).where(ConsentEvent.contact_id == existing.id)
+        ).scalar_one()
+
+    columns = {"Telefone": "phone", "Aceita ofertas": "marketing_opt_in"}
+    skipped = run(upload(opting_in)["id"], columns=columns)
+    db_session.refresh(existing)
+    assert (skipped["skipped_existing"], skipped["opted_in"]) == (1, 0)
+    assert (existing.marketing_consent.value, consent_events()) == ("unknown", 0)
+
+    updated = run(upload(opting_in)["id"], mode="update_existing", columns=columns)
+    db_session.refresh(existing)
+    assert updated["opted_in"] == 1
+    assert (existing.marketing_consent.value, consent_events()) == ("opted_in", 1)
+
+
 def test_utf8_with_bom_and_commas(client, db_session, organization, importing):
     upload, run = importing
     rows = ["\ufeffTelefone,Nome", "+5521998765432,Joana D'Arc", "+5521998765433,Zoë"]
@@ -162,6 +185,22 @@ def test_the_plan_limit_holds_on_import_and_the_rest_is_reported(client, db_sess
     assert (result["created"], result["over_plan_limit"]) == (1, 2)
     report = client.get(f"/api/v1/contacts/imports/{record['id']}/report", headers=headers).get_data(as_text=True)
     assert report.count("plan_limit_exceeded") == 2
+
+
+def test_contacts_that_exist_already_take_no_room_under_the_plan_limit(client, db_session, login):
+    org = make_org(db_session, plan_code="free")
+    org.plan.max_contacts = 2
+    contacts.create_contact(db_session, org=org, phone="+16505550301", name="Existing")
+    headers = login(make_user(db_session, org, role="org_admin"))
+    data = "\n".join(["phone", "+16505550302", "+16505550301", "+16505550303"]).encode()
+    record = client.post("/api/v1/contacts/imports", data={"file": (io.BytesIO(data), "a.csv")}, headers=headers,
+                         content_type="multipart/form-data").get_json()
+    started = client.post(f"/api/v1/contacts/imports/{record['id']}/start", json={"columns": {"phone": "phone"}},
+                          headers=headers).get_json()
+    result = import_contacts.body(db_session, db_session.get(Job, started["job_id"]), lambda *a: None)
+    assert (result["created"], result["skipped_existing"], result["over_plan_limit"]) == (1, 1, 1)
+    report = client.get(f"/api/v1/contacts/imports/{record['id']}/report", headers=headers).get_data(as_text=True)
+    assert "+16505550303" in report and "+16505550302" not in report
 
 
 def test_uploads_must_be_multipart_and_not_empty(client, importing, admin_headers):
