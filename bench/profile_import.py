@@ -4,7 +4,8 @@
 
 Builds the same CSV as bench/contacts.py, runs contact_import.run_import twice on a database of its
 own (first run: creates; second run: changes nothing), and prints CPU µs per row per thread and the
-top functions of each thread by own time. PROFILE_OFF=1 measures the CPU per row without cProfile
+top functions of each thread by own time; with PostgreSQL on this machine, also the CPU its backend spent
+per row (the import's other half, which wall-clock SQL timings blur when the machine is busy). PROFILE_OFF=1 measures the CPU per row without cProfile
 (whose per-call overhead inflates call-heavy code such as phone parsing several times over).
 """
 
@@ -21,6 +22,7 @@ import threading
 import time
 import uuid
 
+import psutil
 import psycopg
 from alembic import command
 from alembic.config import Config
@@ -50,6 +52,18 @@ def _profiled_run(self):  # the parser thread gets a profile of its own
     finally:
         profile.disable()
         cpu[self.name] = cpu.get(self.name, 0.0) + time.thread_time() - t0
+
+
+def backend_cpu(session) -> tuple[psutil.Process | None, float]:
+    """The session's PostgreSQL backend and its CPU seconds so far; None when the server is not local."""
+    from sqlalchemy import text
+
+    try:
+        process = psutil.Process(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+        times = process.cpu_times()
+    except psutil.Error:
+        return None, 0.0
+    return process, times.user + times.system
 
 
 def main() -> None:
@@ -117,6 +131,7 @@ def run() -> None:
                                      params={"import_id": str(import_id), "columns": columns,
                                              "mode": "update_existing" if attempt == "second run" else "skip_existing"})
             main_profile = profiles.setdefault("MainThread", cProfile.Profile())
+            backend, backend0 = backend_cpu(session)
             wall0, cpu0 = time.perf_counter(), time.thread_time()
             if PROFILING:
                 main_profile.enable()
@@ -124,6 +139,8 @@ def run() -> None:
             main_profile.disable()
             cpu["MainThread"] = time.thread_time() - cpu0
             wall = time.perf_counter() - wall0
+            if backend is not None:
+                cpu["postgres backend"] = backend_cpu(session)[1] - backend0
         print(f"\n== {attempt}: {ROWS} rows in {wall:.2f} s wall = {ROWS / wall:,.0f} rows/s; result {result}")
         for statement, seconds in sorted(sql_time.items(), key=lambda kv: -kv[1])[:12]:
             print(f"   SQL {seconds * 1e6 / ROWS:6.1f} µs/row  {statement}")

@@ -116,7 +116,10 @@ def normalize_phone(raw: str, *, default_country: str | None = None) -> Phone:
     text = (raw or "").strip()
     if not text:
         raise InvalidPhoneError("The phone number is empty", details={"reason": "empty"})
-    digits = "".join(ch for ch in text if ch.isdigit())
+    if text.startswith("+") and _ASCII_DIGITS.fullmatch(text, 1):
+        digits = text[1:]  # the usual form: no characters to pick out one by one
+    else:
+        digits = "".join(ch for ch in text if ch.isdigit())
     if not digits:
         raise InvalidPhoneError(f"Not a phone number: {raw!r}", details={"reason": "unparseable"})
     international = "+" + _brazil_with_ninth_digit(digits[2:] if text.startswith("00") else digits)

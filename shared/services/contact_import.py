@@ -22,7 +22,7 @@ import threading
 import tempfile
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -171,15 +171,19 @@ def validate_mapping(
     return Mapping(columns=dict(columns), mode=mode), ignored
 
 
-@dataclass
-class Row:
+class Row(NamedTuple):
+    """A valid row, its values in the staging table's column order: ChunkWriter hands it to COPY as it is."""
+
     number: int
     identity_key: str
     phone_e164: str
     wa_id: str
-    fields: dict[str, Any]
-    attributes: dict[str, Any]
-    tags: list[str]
+    name: str | None
+    email: str | None
+    language: str | None
+    lifecycle_stage: str | None
+    attributes: dict[str, Any] | None  # None when the file sets none, as for tags
+    tags: list[str] | None
     opt_in: bool
 
 
@@ -198,23 +202,30 @@ def _split_tags(cell: str) -> list[str]:
     return [cell.strip()[:100]] if cell.strip() else []
 
 
+def _cell(raw: list[str], position: int | None) -> str:
+    return raw[position].strip() if position is not None and position < len(raw) else ""
+
+
 class RowReader:
     """Turns raw CSV rows into Rows or RowErrors; remembers identities seen earlier in the file."""
 
     def __init__(self, session: Session, org: Organization, record: ContactImport, mapping: Mapping) -> None:
         self.org = org
-        self.positions = mapping.index(record.headers)
+        positions = mapping.index(record.headers)
         self.columns = {target: column for column, target in mapping.columns.items()}
         self.types = attributes.attribute_types(session, org_id=org.id)
         self.stages = set(lifecycle_stages(org))
         self.first_seen: dict[str, int] = {}
-
-    def _cell(self, raw: list[str], target: str) -> str:
-        position = self.positions.get(target)
-        return raw[position].strip() if position is not None and position < len(raw) else ""
+        # Where each field is, looked up once: read() runs for every row of the file.
+        self.phone_at = positions["phone"]
+        self.profile_at = [positions.get(target) for target in PROFILE_FIELDS]
+        self.attributes_at = [(target, position) for target, position in positions.items()
+                              if target.startswith("attribute:")]
+        self.tags_at = positions.get("tags")
+        self.opt_in_at = positions.get("marketing_opt_in")
 
     def read(self, number: int, raw: list[str]) -> Row | RowError:
-        phone_cell = self._cell(raw, "phone")
+        phone_cell = _cell(raw, self.phone_at)
         try:
             phone = normalize_phone(phone_cell, default_country=self.org.default_country)
         except InvalidPhoneError as exc:
@@ -222,39 +233,36 @@ class RowReader:
         first = self.first_seen.setdefault(phone.identity_key, number)
         if first != number:
             return RowError(number, self.columns["phone"], phone_cell, f"duplicate_in_file (same person as row {first})")
-        fields: dict[str, Any] = {}
-        for target in PROFILE_FIELDS:
-            value = self._cell(raw, target)
-            if not value:
-                continue
-            if target == "email":
-                try:
-                    value = normalize_email(value)
-                except InvalidInputError:
-                    return RowError(number, self.columns[target], value, "invalid_email")
-            if target == "lifecycle_stage" and value not in self.stages:
-                return RowError(number, self.columns[target], value, "unknown_lifecycle_stage")
-            fields[target] = value[:200]
-        values: dict[str, Any] = {}
-        for target in self.positions:
-            if target.startswith("attribute:"):
-                key, cell = target[10:], self._cell(raw, target)
-                if not cell:
-                    continue
-                try:
-                    values[key] = attributes.coerce_value(key, self.types[key], cell)
-                except InvalidInputError:
-                    return RowError(number, self.columns[target], cell, f"not_a_{self.types[key].value}")
+        name, email, language, stage = (_cell(raw, position) for position in self.profile_at)
+        if email:
+            try:
+                email = normalize_email(email)
+            except InvalidInputError:
+                return RowError(number, self.columns["email"], email, "invalid_email")
+        if stage and stage not in self.stages:
+            return RowError(number, self.columns["lifecycle_stage"], stage, "unknown_lifecycle_stage")
+        values = self._attributes(number, raw)
+        if isinstance(values, RowError):
+            return values
         return Row(
-            number=number,
-            identity_key=phone.identity_key,
-            phone_e164=phone.e164,
-            wa_id=phone.wa_id,
-            fields=fields,
-            attributes=values,
-            tags=_split_tags(self._cell(raw, "tags")),
-            opt_in=self._cell(raw, "marketing_opt_in").lower() in YES,
+            number, phone.identity_key, phone.e164, phone.wa_id,
+            name[:200] or None, email[:200] or None, language[:200] or None, stage[:200] or None,
+            values or None, _split_tags(_cell(raw, self.tags_at)) or None,
+            _cell(raw, self.opt_in_at).lower() in YES,
         )
+
+    def _attributes(self, number: int, raw: list[str]) -> dict[str, Any] | RowError:
+        values: dict[str, Any] = {}
+        for target, position in self.attributes_at:
+            cell = _cell(raw, position)
+            if not cell:
+                continue
+            key = target[10:]
+            try:
+                values[key] = attributes.coerce_value(key, self.types[key], cell)
+            except InvalidInputError:
+                return RowError(number, self.columns[target], cell, f"not_a_{self.types[key].value}")
+        return values
 
 
 # -- applying a chunk ---------------------------------------------------------------------
@@ -413,12 +421,7 @@ class ChunkWriter:
         with cursor.copy(self._COPY) as copy:
             copy.set_types(self._COPY_TYPES)
             for row in rows:
-                fields = row.fields
-                copy.write_row((
-                    row.number, row.identity_key, row.phone_e164, row.wa_id, fields.get("name"), fields.get("email"),
-                    fields.get("language"), fields.get("lifecycle_stage"), row.attributes or None, row.tags or None,
-                    row.opt_in,
-                ))
+                copy.write_row(row)
 
     def _enforce_plan_limit(self) -> int:
         """New contacts past the plan's limit are taken out of the chunk and reported, row by row; returns how many."""
