@@ -22,7 +22,6 @@ from flask import Flask, current_app, g, request
 from flask_jwt_extended import JWTManager, create_access_token, create_refresh_token, get_jwt, verify_jwt_in_request
 from flask_jwt_extended.exceptions import JWTExtendedException, NoAuthorizationError
 from jwt import ExpiredSignatureError, PyJWTError
-from sqlalchemy import select
 
 from shared.db import bind_organization, reset_organization
 from shared.errors import (
@@ -38,7 +37,7 @@ from shared.logs import bind_context
 from shared.models import Organization, User
 from shared.permissions import Permission, Role, has_permission
 from shared.redis_client import get_redis
-from shared.services import auth_sessions
+from shared.services import auth_sessions, users
 from shared.services.organizations import get_organization
 from shared.settings import get_settings
 from web.db import get_session
@@ -62,20 +61,35 @@ def requires(requirement: Requirement) -> Callable:
 public = requires(PUBLIC)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Principal:
-    user: User
+    """Who is acting: checked from one small read; the user's and the organization's rows are loaded only
+    by the requests that use them."""
+
+    user_id: uuid.UUID
+    role: Role
     org_id: uuid.UUID | None  # the organization this request acts on
     claims: dict
-    org: Organization | None = None  # its row, loaded once per request
+    _user: User | None = None
+    _org: Organization | None = None
 
     @property
-    def role(self) -> Role:
-        return self.user.role
+    def user(self) -> User:
+        if self._user is None:
+            self._user = get_session().get(User, self.user_id,
+                                           execution_options={"all_tenants": True, "include_deleted": True})
+        return self._user
+
+    @property
+    def org(self) -> Organization | None:
+        """The acting organization's row (plan, default country, settings)."""
+        if self._org is None and self.org_id is not None:
+            self._org = get_session().get(Organization, self.org_id)
+        return self._org
 
     @property
     def is_super_admin(self) -> bool:
-        return self.user.role == Role.super_admin
+        return self.role == Role.super_admin
 
 
 def current_principal() -> Principal:
@@ -94,9 +108,8 @@ def require_org_id() -> uuid.UUID:
 
 def current_org() -> Organization:
     """The acting organization's row (plan, default country, settings)."""
-    org_id = require_org_id()
-    org = g.principal.org
-    return org if org is not None and org.id == org_id else get_organization(get_session(), org_id=org_id)
+    require_org_id()
+    return g.principal.org
 
 
 def endpoint_requirement(app: Flask, endpoint: str, method: str) -> Requirement | None:
@@ -142,39 +155,34 @@ def _verified_claims(refresh: bool) -> dict:
     return get_jwt()
 
 
-def _token_user(claims: dict) -> tuple[User, Organization | None]:
-    """The token's user and its organization, in one query (every authenticated request runs it)."""
+def _token_standing(claims: dict) -> tuple[uuid.UUID, users.Standing]:
+    """The token's user, still allowed in (every authenticated request runs this)."""
     try:
         user_id = uuid.UUID(claims["sub"])
     except (KeyError, ValueError) as exc:
         raise TokenInvalidError("The token names no user") from exc
-    row = get_session().execute(
-        select(User, Organization).outerjoin(Organization, Organization.id == User.organization_id)
-        .where(User.id == user_id).execution_options(include_deleted=True)
-    ).one_or_none()
-    user, org = row if row is not None else (None, None)
-    if user is None or not user.is_active:
+    standing = users.standing(get_session(), user_id=user_id)
+    if standing is None or not standing.is_active:
         raise TokenRevokedError("This account is deactivated or deleted")
-    if claims.get("auth_time", 0) < user.tokens_valid_after.timestamp():
+    if claims.get("auth_time", 0) < standing.tokens_valid_after.timestamp():
         raise TokenRevokedError("The password, role or status changed since this sign-in; sign in again")
     if auth_sessions.is_revoked(get_redis(), jti=claims["jti"], family=claims.get("fam")):
         raise TokenRevokedError("This session was signed out")
-    return user, org
+    return user_id, standing
 
 
-def _acting_org(user: User, own_org: Organization | None, requirement: Requirement) -> Organization | None:
-    if user.role == Role.super_admin:
+def _acting_org_id(standing: users.Standing, requirement: Requirement) -> uuid.UUID | None:
+    if standing.role == Role.super_admin:
         header = request.headers.get(ORG_HEADER)
         if not header:
             return None
-        return get_organization(get_session(), org_id=header)
-    org = own_org
-    if org is None or org.deleted_at is not None:
+        return get_organization(get_session(), org_id=header).id
+    if not standing.org_exists:
         raise TokenRevokedError("This organization no longer exists")
     # A suspended organization may still see who it is and sign out, nothing else.
-    if org.is_suspended and requirement not in (AUTHENTICATED, REFRESH):
+    if standing.org_suspended and requirement not in (AUTHENTICATED, REFRESH):
         raise OrganizationSuspendedError("This organization is suspended; contact support")
-    return org
+    return standing.organization_id
 
 
 def _authorize() -> None:
@@ -188,17 +196,16 @@ def _authorize() -> None:
             raise PermissionDeniedError("This endpoint declares no permission and is closed")
         return
     claims = _verified_claims(refresh=requirement == REFRESH)
-    user, own_org = _token_user(claims)
-    if requirement not in (AUTHENTICATED, REFRESH) and not has_permission(user.role, requirement):
+    user_id, standing = _token_standing(claims)
+    if requirement not in (AUTHENTICATED, REFRESH) and not has_permission(standing.role, requirement):
         raise PermissionDeniedError(
-            f"The {user.role.value} role cannot do this",
-            details={"required_permission": Permission(requirement).value, "role": user.role.value},
+            f"The {standing.role.value} role cannot do this",
+            details={"required_permission": Permission(requirement).value, "role": standing.role.value},
         )
-    org = _acting_org(user, own_org, requirement)
-    org_id = org.id if org is not None else None
-    g.principal = Principal(user=user, org_id=org_id, claims=claims, org=org)
+    org_id = _acting_org_id(standing, requirement)
+    g.principal = Principal(user_id=user_id, role=standing.role, org_id=org_id, claims=claims)
     g.org_token = bind_organization(org_id)
-    bind_context(user_id=user.id, org_id=org_id)
+    bind_context(user_id=user_id, org_id=org_id)
 
 
 def _unbind(_exc: BaseException | None) -> None:

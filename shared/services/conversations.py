@@ -196,15 +196,22 @@ def list_conversations(session: Session, *, org_id: uuid.UUID, viewer: User, spe
     return ConversationPage(items, next_cursor)
 
 
+def agent_sees(*, agent_id: uuid.UUID, assigned_agent_id: uuid.UUID | None, department_id: uuid.UUID | None,
+               in_agents_department: bool) -> bool:
+    """An agent sees their own conversations, their departments' and the unclaimed ones."""
+    return (assigned_agent_id == agent_id or in_agents_department
+            or (assigned_agent_id is None and department_id is None))
+
+
 def check_visible(conversation: Conversation, viewer: User) -> None:
     """An agent asking for a conversation outside what they may see gets the same 404 as a missing one."""
     if viewer.role != Role.agent:
         return
     departments = {department.id for department in viewer.departments}
-    if (conversation.assigned_agent_id == viewer.id or conversation.department_id in departments
-            or (conversation.assigned_agent_id is None and conversation.department_id is None)):
-        return
-    raise ConversationNotFoundError(f"conversation {conversation.id} not found")
+    if not agent_sees(agent_id=viewer.id, assigned_agent_id=conversation.assigned_agent_id,
+                      department_id=conversation.department_id,
+                      in_agents_department=conversation.department_id in departments):
+        raise ConversationNotFoundError(f"conversation {conversation.id} not found")
 
 
 def update_conversation(session: Session, *, conversation: Conversation, changes: dict[str, Any]) -> Conversation:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
+from dataclasses import dataclass, replace
 from typing import Any
 
+from psycopg.rows import class_row
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.db import get_owned
+from shared.db import driver_connection, get_owned
 from shared.audit import audit_now, audit_on_commit
 from shared.errors import EmailTakenError, InvalidCredentialsError, UserNotFoundError
 from shared.models import Availability, Organization, User
@@ -111,6 +114,39 @@ def record_failed_sign_in(*, email: str) -> None:
     audit_now(
         org_id=None, action="auth.sign_in_failed", subject_type="email", subject_id=email, actor_id=None
     )
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What authorizing a request reads about its user and the user's organization."""
+
+    role: Role
+    deactivated_at: dt.datetime | None
+    deleted_at: dt.datetime | None
+    tokens_valid_after: dt.datetime
+    organization_id: uuid.UUID | None
+    org_exists: bool  # there is an organization and it is not deleted
+    org_suspended: bool
+
+    @property
+    def is_active(self) -> bool:
+        return self.deactivated_at is None and self.deleted_at is None
+
+
+# Plain SQL: every authenticated request runs it (shared.db.driver_connection says why).
+_STANDING = """
+SELECT u.role, u.deactivated_at, u.deleted_at, u.tokens_valid_after, u.organization_id,
+       o.id IS NOT NULL AND o.deleted_at IS NULL AS org_exists, o.suspended_at IS NOT NULL AS org_suspended
+FROM users u LEFT JOIN organizations o ON o.id = u.organization_id
+WHERE u.id = %(user_id)s
+"""
+
+
+def standing(session: Session, *, user_id: uuid.UUID) -> Standing | None:
+    """The user's role and status and their organization's, in one round trip; None: no such user."""
+    with driver_connection(session).cursor(row_factory=class_row(Standing)) as cursor:
+        found = cursor.execute(_STANDING, {"user_id": user_id}).fetchone()
+    return None if found is None else replace(found, role=Role(found.role))
 
 
 def get_user(session: Session, *, user_id: uuid.UUID | str, org_id: uuid.UUID | None) -> User:

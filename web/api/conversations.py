@@ -10,7 +10,7 @@ from shared.permissions import Permission
 from shared.queueing.names import ASSIGN_WAITING, MARK_READ
 from shared.queueing.publish import enqueue_on_commit
 from shared.services import assignment, conversations, messages
-from web.auth import current_org, current_principal, require_org_id, requires
+from web.auth import current_principal, require_org_id, requires
 from web.db import get_session
 from web.schemas.conversations import (
     AssignSchema,
@@ -93,9 +93,10 @@ class ConversationMessages(MethodView):
         retried request return the same message. Free-form outside the 24-hour window is refused with
         `window_closed`, naming the approved templates that can be sent instead."""
         principal = current_principal()
-        message, _ = messages.queue_message(
-            get_session(), org=current_org(), conversation=_conversation(conversation_id, for_update=True),
-            spec=body, sender_type=SenderType.agent, sender_user_id=principal.user.id,
+        thread = messages.lock_thread(get_session(), org_id=require_org_id(), conversation_id=conversation_id,
+                                      viewer_id=principal.user_id, viewer_role=principal.role)
+        message, _ = messages.queue_to_thread(
+            get_session(), thread=thread, spec=body, sender_type=SenderType.agent, sender_user_id=principal.user_id,
             idempotency_key=request.headers.get("Idempotency-Key"),
         )
         return message
