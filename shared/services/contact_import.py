@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import json
 import queue
 import threading
 import tempfile
@@ -37,6 +38,7 @@ from shared.services.contacts import lifecycle_stages
 from shared.storage import get_storage
 
 CHUNK = 5000
+READ_AHEAD = 8  # chunks parsed and waiting for the writer: a few MB
 SAMPLE_BYTES = 64 * 1024
 PREVIEW_ROWS = 20
 PROFILE_FIELDS = ("name", "email", "language", "lifecycle_stage")
@@ -265,6 +267,39 @@ class RowReader:
         return values
 
 
+class StagedChunk:
+    """Rows as the CSV lines COPY reads, written by the parser thread, and what the writer needs to know of them.
+
+    The writer then sends one buffer per chunk: row by row, COPY's encoding ran on the writer's
+    thread and took the GIL back from the parser for every 32 kB sent, leaving PostgreSQL idle.
+    """
+
+    def __init__(self) -> None:
+        self._lines = io.StringIO()
+        # The default \r\n line end makes csv quote any value holding \r or \n, as COPY needs; None
+        # (and only None: empty values are None) is written as nothing, COPY's NULL.
+        self._csv = csv.writer(self._lines)
+        self.size = 0
+        self.tagged = False
+        self.opting_in = False
+        self.rows_read = 0  # rows of the file read by the end of this chunk
+        self.position = 0  # bytes of the file read by then
+
+    def add(self, row: Row) -> None:
+        self._csv.writerow((
+            row.number, row.identity_key, row.phone_e164, row.wa_id, row.name, row.email, row.language,
+            row.lifecycle_stage, json.dumps(row.attributes) if row.attributes else None,
+            # No tag holds a "|": _split_tags splits on it first.
+            "|".join(row.tags) if row.tags else None, row.opt_in,
+        ))
+        self.size += 1
+        self.tagged = self.tagged or row.tags is not None
+        self.opting_in = self.opting_in or row.opt_in
+
+    def data(self) -> bytes:
+        return self._lines.getvalue().encode()
+
+
 # -- applying a chunk ---------------------------------------------------------------------
 
 
@@ -280,6 +315,13 @@ class Counts:
     over_plan_limit: int = 0
     opted_in: int = 0
     errors: list[RowError] = field(default_factory=list)
+
+    def add_error(self, error: RowError) -> None:
+        self.errors.append(error)
+        if error.reason.startswith("duplicate_in_file"):
+            self.duplicates_in_file += 1
+        else:
+            self.invalid += 1
 
     def as_dict(self) -> dict[str, int]:
         return {k: v for k, v in self.__dict__.items() if k != "errors"}
@@ -300,15 +342,14 @@ class ChunkWriter:
     _STAGE = """
         CREATE TEMP TABLE IF NOT EXISTS import_rows (
             row_number int, identity_key text, phone_e164 text, wa_id text, name text, email text,
-            language text, lifecycle_stage text, custom_attributes jsonb, tags text[], opt_in boolean,
+            language text, lifecycle_stage text, custom_attributes jsonb, tags text, opt_in boolean,
             contact_id uuid, is_new boolean NOT NULL DEFAULT false
         ) ON COMMIT DROP
     """
     _COPY = (
         "COPY import_rows (row_number, identity_key, phone_e164, wa_id, name, email, language, lifecycle_stage, "
-        "custom_attributes, tags, opt_in) FROM STDIN"
+        "custom_attributes, tags, opt_in) FROM STDIN (FORMAT csv)"
     )
-    _COPY_TYPES = ["int4", "text", "text", "text", "text", "text", "text", "text", "jsonb", "text[]", "bool"]
     # ON CONFLICT finds the rows that exist already: they keep contact_id NULL for _FIND_EXISTING.
     _INSERT = """
         WITH inserted AS (
@@ -363,13 +404,13 @@ class ChunkWriter:
     """
     _TAGS = """
         INSERT INTO tags (organization_id, name)
-        SELECT DISTINCT :org, tag FROM import_rows, unnest(tags) AS tag
+        SELECT DISTINCT :org, tag FROM import_rows, unnest(string_to_array(tags, '|')) AS tag
         ON CONFLICT (organization_id, name) DO NOTHING
     """
     _TAG_CONTACTS = """
         INSERT INTO contact_tags (contact_id, tag_id)
         SELECT r.contact_id, t.id
-        FROM import_rows r CROSS JOIN LATERAL unnest(r.tags) AS wanted(name)
+        FROM import_rows r CROSS JOIN LATERAL unnest(string_to_array(r.tags, '|')) AS wanted(name)
         JOIN tags t ON t.organization_id = :org AND t.name = wanted.name
         WHERE r.contact_id IS NOT NULL
         ON CONFLICT DO NOTHING
@@ -386,42 +427,39 @@ class ChunkWriter:
     def _sql(self, statement: str, **params) -> int:
         return self.session.execute(text(statement), {"org": self.org.id, **params}).rowcount
 
-    def write(self, rows: list[Row]) -> None:
-        self._copy(rows)
-        admitted = len(rows) - self._enforce_plan_limit()
+    def write(self, chunk: StagedChunk) -> None:
+        self._copy(chunk)
+        admitted = chunk.size - self._enforce_plan_limit()
         created, opted_in = self.session.execute(text(self._INSERT), {"org": self.org.id, **self.consent}).one()
         existing = admitted - created
         self.counts.created += created
         self.counts.opted_in += opted_in
-        tagged = any(row.tags for row in rows)
-        if existing and (self.updating or tagged):
+        if existing and (self.updating or chunk.tagged):
             self._sql(self._FIND_EXISTING)
         if self.updating:
-            self._update_existing(rows, existing)
+            self._update_existing(chunk, existing)
         else:
             self.counts.skipped_existing += existing
-        if tagged:
+        if chunk.tagged:
             self._sql(self._TAGS)
             self._sql(self._TAG_CONTACTS)
         if self.room is not None:
             self.room = max(0, self.room - created)
 
-    def _update_existing(self, rows: list[Row], existing: int) -> None:
+    def _update_existing(self, chunk: StagedChunk, existing: int) -> None:
         if not existing:
             return
         updated = self._sql(self._UPDATE)
         self.counts.updated += updated
         self.counts.unchanged += existing - updated
-        if any(row.opt_in for row in rows):
+        if chunk.opting_in:
             self.counts.opted_in += self._sql(self._OPT_IN_EXISTING, **self.consent)
 
-    def _copy(self, rows: list[Row]) -> None:
+    def _copy(self, chunk: StagedChunk) -> None:
         cursor = self.session.connection().connection.dbapi_connection.cursor()
         cursor.execute("TRUNCATE import_rows")
         with cursor.copy(self._COPY) as copy:
-            copy.set_types(self._COPY_TYPES)
-            for row in rows:
-                copy.write_row(row)
+            copy.write(chunk.data())
 
     def _enforce_plan_limit(self) -> int:
         """New contacts past the plan's limit are taken out of the chunk and reported, row by row; returns how many."""
@@ -490,9 +528,9 @@ def run_import(session: Session, *, job: Job, progress) -> dict[str, Any]:
 
     raw = get_storage().open(record.file_key)
     with raw:
-        for chunk in _parsed_chunks(raw, record, reader, counts):
+        for chunk in _read_ahead(_staged_chunks(raw, record, reader, counts)):
             writer.write(chunk)
-            progress(min(99, int(100 * raw.tell() / max(1, record.size_bytes))), f"{counts.rows} rows read")
+            progress(min(99, int(100 * chunk.position / max(1, record.size_bytes))), f"{chunk.rows_read} rows read")
 
     record.report_key = _save_report(record, counts.errors) if counts.errors else None
     record.job_id = job.id
@@ -500,48 +538,52 @@ def run_import(session: Session, *, job: Job, progress) -> dict[str, Any]:
     return {**counts.as_dict(), "errors": len(counts.errors), "has_report": record.report_key is not None}
 
 
-def _parsed_chunks(raw, record: ContactImport, reader: RowReader, counts: Counts) -> Iterator[list[Row]]:
-    """Chunks of parsed rows, parsed in a thread while the caller writes the previous chunk.
+def _staged_chunks(raw, record: ContactImport, reader: RowReader, counts: Counts) -> Iterator[StagedChunk]:
+    text = io.TextIOWrapper(raw, encoding=record.encoding, errors="replace", newline="")
+    csv_rows = _numbered(csv.reader(text, delimiter=record.delimiter))
+    next(csv_rows, None)  # the header
+    chunk = StagedChunk()
+    for number, cells in csv_rows:
+        if not any(cell.strip() for cell in cells):
+            continue
+        counts.rows += 1
+        result = reader.read(number, cells)
+        if isinstance(result, RowError):
+            counts.add_error(result)
+            continue
+        chunk.add(result)
+        if chunk.size >= CHUNK:
+            chunk.rows_read, chunk.position = counts.rows, raw.tell()
+            yield chunk
+            chunk = StagedChunk()
+    if chunk.size:
+        chunk.rows_read, chunk.position = counts.rows, raw.tell()
+        yield chunk
+    text.detach()
+
+
+def _read_ahead(chunks: Iterator[StagedChunk]) -> Iterator[StagedChunk]:
+    """The chunks, parsed in a thread while the caller writes the ones before.
 
     Parsing (phone numbers above all) is Python work; writing is mostly waiting on PostgreSQL,
-    which releases the GIL, so the two overlap. The queue holds two chunks: memory stays bounded.
+    which releases the GIL, so the two overlap. The parser may run READ_AHEAD chunks ahead: far
+    enough to be done early and leave the GIL to the writer, and memory stays bounded.
     """
-    chunks: queue.Queue = queue.Queue(maxsize=2)
+    ready: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
     done, stopped = object(), threading.Event()
 
     def put(item) -> None:
         while not stopped.is_set():  # the consumer may stop early (an error): never block forever
             try:
-                chunks.put(item, timeout=0.1)
+                ready.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue
 
     def parse() -> None:
         try:
-            text = io.TextIOWrapper(raw, encoding=record.encoding, errors="replace", newline="")
-            csv_rows = _numbered(csv.reader(text, delimiter=record.delimiter))
-            next(csv_rows, None)  # the header
-            chunk: list[Row] = []
-            for number, cells in csv_rows:
-                if not any(cell.strip() for cell in cells):
-                    continue
-                counts.rows += 1
-                result = reader.read(number, cells)
-                if isinstance(result, RowError):
-                    counts.errors.append(result)
-                    if result.reason.startswith("duplicate_in_file"):
-                        counts.duplicates_in_file += 1
-                    else:
-                        counts.invalid += 1
-                    continue
-                chunk.append(result)
-                if len(chunk) >= CHUNK:
-                    put(chunk)
-                    chunk = []
-            if chunk:
+            for chunk in chunks:
                 put(chunk)
-            text.detach()
             put(done)
         except BaseException as exc:  # handed to the consumer, which raises it
             put(exc)
@@ -549,7 +591,7 @@ def _parsed_chunks(raw, record: ContactImport, reader: RowReader, counts: Counts
     parser = threading.Thread(target=parse, name="import-parser", daemon=True)
     parser.start()
     try:
-        while (item := chunks.get()) is not done:
+        while (item := ready.get()) is not done:
             if isinstance(item, BaseException):
                 raise item
             yield item

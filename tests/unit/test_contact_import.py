@@ -172,6 +172,24 @@ def test_utf8_with_bom_and_commas(client, db_session, organization, importing):
     assert {"Joana D'Arc", "Zoë"} <= names
 
 
+def test_names_and_tags_are_stored_as_written_whatever_their_characters(db_session, organization, importing):
+    upload, run = importing
+    names = ['Ana "Nana" Souza, Jr.', "Line one\nline two", "Back\\slash\ttab", "Carriage\rreturn", "\\."]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["phone", "name", "tags"])
+    writer.writerows([f"+5521998760{n:03d}", name, 'a "b", c; d|e'] for n, name in enumerate(names))
+    record = upload(buffer.getvalue().encode("utf-8"))
+    result = run(record["id"], columns={"phone": "phone", "name": "name", "tags": "tags"})
+    assert (result["created"], result["invalid"]) == (len(names), 0)
+    stored = db_session.execute(
+        select(Contact).where(Contact.organization_id == organization.id, Contact.phone_e164.like("+5521998760%"))
+        .order_by(Contact.phone_e164)
+    ).scalars().all()
+    assert [contact.name for contact in stored] == names
+    assert sorted(tag.name for tag in stored[0].tags) == ['a "b", c; d', "e"]
+
+
 def test_the_plan_limit_holds_on_import_and_the_rest_is_reported(client, db_session, login):
     org = make_org(db_session, plan_code="free")
     org.plan.max_contacts = 1
