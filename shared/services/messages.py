@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from psycopg.rows import class_row
-from psycopg.types.json import Jsonb
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
-from shared.db import driver_connection, get_owned
+from shared.db import get_owned
 from shared.audit import audit_on_commit
 from shared.errors import ConflictError, InvalidInputError, NotFoundError
 from shared.models import (
@@ -38,7 +35,18 @@ from shared.models import (
 from shared.models.base import utcnow
 from shared.permissions import Role
 from shared.phones import normalize_phone
-from shared.services import consent, contacts, conversations, media, numbers, organizations, plans, sending, templates
+from shared.services import (
+    consent,
+    contacts,
+    conversations,
+    media,
+    numbers,
+    organizations,
+    plans,
+    send_context,
+    sending,
+    templates,
+)
 from shared.whatsapp import outbound
 
 log = structlog.get_logger(__name__)
@@ -150,13 +158,13 @@ def _template_content(session: Session, org_id: uuid.UUID, spec: dict[str, Any])
     return template, outbound.template_content(template.name, template.language, components)
 
 
-def _context_wamid(session: Session, thread: Thread, reply_to: str | None) -> str | None:
+def _context_wamid(session: Session, context: send_context.SendContext, reply_to: str | None) -> str | None:
     if not reply_to:
         return None
     if reply_to.startswith("wamid."):
         return reply_to
-    quoted = get_message(session, org_id=thread.organization_id, message_id=reply_to)
-    if quoted.conversation_id != thread.conversation_id or not quoted.wamid:
+    quoted = get_message(session, org_id=context.organization_id, message_id=reply_to)
+    if quoted.conversation_id != context.conversation_id or not quoted.wamid:
         raise MessageInvalidError("reply_to must be a message of this conversation that WhatsApp knows",
                                   details={"reply_to": reply_to})
     return quoted.wamid
@@ -169,20 +177,20 @@ def _category(template: MessageTemplate | None) -> consent.MessageCategory:
     return consent.MessageCategory(name) if name in ("marketing", "utility") else consent.MessageCategory.utility
 
 
-def _refusal(session: Session, *, thread: Thread, message_type: str, template: MessageTemplate | None,
+def _refusal(session: Session, *, context: send_context.SendContext, message_type: str, template: MessageTemplate | None,
              now: dt.datetime) -> ConflictError | None:
     """Why this message cannot be sent now, or None. The same rules hold at request and at send time."""
-    verdict = consent.eligibility(thread, _category(template))
+    verdict = consent.eligibility(context, _category(template))
     if not verdict.eligible:
         return ContactIneligibleError(verdict.message or "The contact cannot be messaged",
                                       details={"reason": verdict.reason})
-    if message_type != "template" and not thread.window_open(now):
+    if message_type != "template" and not context.window_open(now):
         return WindowClosedError(
             "The 24-hour customer-service window is closed: only an approved template can be sent until the "
             "customer writes again",
-            details={"window_expires_at": thread.window_expires_at.isoformat() if thread.window_expires_at else None,
-                     "templates": approved_templates(session, org_id=thread.organization_id,
-                                                     waba_id=thread.waba_id)},
+            details={"window_expires_at": context.window_expires_at.isoformat() if context.window_expires_at else None,
+                     "templates": approved_templates(session, org_id=context.organization_id,
+                                                     waba_id=context.waba_id)},
         )
     return None
 
@@ -193,113 +201,13 @@ def find_by_idempotency_key(session: Session, *, org_id: uuid.UUID, key: str) ->
     ).scalar_one_or_none()
 
 
-# -- queueing: two statements on the request's hot path ---------------------------------------------
-#
-# The send request is the one every agent reply takes, so its reads and writes are plain SQL on the
-# session's own connection (shared.db.driver_connection): one statement locks the conversation and
-# reads everything the rules need, one inserts the message and moves the conversation's preview.
-# Both name the organization explicitly (the tenancy hook does not see them).
-
-_THREAD = """
-SELECT c.id AS conversation_id, c.organization_id, c.window_expires_at, c.assigned_agent_id, c.department_id,
-       EXISTS (SELECT 1 FROM department_members dm
-               WHERE dm.user_id = %(viewer_id)s AND dm.department_id = c.department_id) AS in_viewers_department,
-       n.id AS number_id, n.waba_id, n.deleted_at IS NOT NULL AS number_deleted,
-       ct.id AS contact_id, ct.deleted_at, ct.blocked_at, ct.phone_e164, ct.wa_id, ct.marketing_consent,
-       ct.utility_consent,
-       o.suspended_at, o.subscription_status, o.trial_ends_at, p.max_monthly_messages
-FROM conversations c
-JOIN whatsapp_numbers n ON n.id = c.number_id
-JOIN contacts ct ON ct.id = c.contact_id
-JOIN organizations o ON o.id = c.organization_id
-JOIN plans p ON p.code = o.plan_code
-WHERE c.id = %(conversation_id)s AND c.organization_id = %(org_id)s
-FOR UPDATE OF c
-"""
-
-# ON CONFLICT: a concurrent request with the same Idempotency-Key inserted first; the preview moves
-# only when this message was stored.
-_QUEUE = """
-WITH queued AS (
-  INSERT INTO messages (id, organization_id, conversation_id, contact_id, number_id, direction, type, content,
-                        status, queued_at, next_attempt_at, sender_type, sender_user_id, campaign_id, template_id,
-                        idempotency_key, context_wamid)
-  VALUES (%(id)s, %(organization_id)s, %(conversation_id)s, %(contact_id)s, %(number_id)s, 'outbound', %(type)s,
-          %(content)s, 'queued', %(now)s, %(now)s, %(sender_type)s, %(sender_user_id)s, %(campaign_id)s,
-          %(template_id)s, %(idempotency_key)s, %(context_wamid)s)
-  ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-  RETURNING sequence, created_at, updated_at
-), previewed AS (
-  UPDATE conversations SET last_message_at = %(now)s, last_message_preview = %(preview)s, updated_at = now()
-  WHERE id = %(conversation_id)s AND EXISTS (SELECT FROM queued)
-)
-SELECT sequence, created_at, updated_at FROM queued
-"""
-
-# The columns the INSERT leaves to their defaults, as the new Message object holds them (so reading
-# one never goes back to the database).
-_UNSET_COLUMNS = dict(wamid=None, sent_at=None, delivered_at=None, read_at=None, failed_at=None, error_code=None,
-                      error_message=None, referral=None, occurred_at=None, attempts=0, routed_at=None, media_id=None,
-                      media_key=None, media_error=None)
-
-
-@dataclass(frozen=True)
-class Thread:
-    """What queueing reads about a conversation in one locking round trip: the conversation, its number,
-    its contact (the fields consent.eligibility reads) and its organization (the fields
-    organizations.check_can_send reads), plus the viewer's department membership."""
-
-    conversation_id: uuid.UUID
-    organization_id: uuid.UUID
-    window_expires_at: dt.datetime | None
-    assigned_agent_id: uuid.UUID | None
-    department_id: uuid.UUID | None
-    in_viewers_department: bool
-    number_id: uuid.UUID
-    waba_id: str
-    number_deleted: bool
-    contact_id: uuid.UUID
-    deleted_at: dt.datetime | None
-    blocked_at: dt.datetime | None
-    phone_e164: str | None
-    wa_id: str | None
-    marketing_consent: str
-    utility_consent: str
-    suspended_at: dt.datetime | None
-    subscription_status: str
-    trial_ends_at: dt.datetime | None
-    max_monthly_messages: int | None
-
-    @property
-    def is_suspended(self) -> bool:
-        return self.suspended_at is not None
-
-    def window_open(self, now: dt.datetime) -> bool:
-        return self.window_expires_at is not None and self.window_expires_at > now
-
-
-def lock_thread(session: Session, *, org_id: uuid.UUID, conversation_id: uuid.UUID | str,
-                viewer_id: uuid.UUID | None = None, viewer_role: Role | None = None) -> Thread:
-    """The conversation locked for this transaction (a conversation's messages take their `sequence` in
-    commit order), with what the send rules read. An agent viewer gets the same 404 for a conversation
-    they may not see as for a missing one."""
-    not_found = conversations.ConversationNotFoundError(f"conversation {conversation_id} not found")
-    try:
-        conversation_uuid = uuid.UUID(str(conversation_id))
-    except ValueError as exc:
-        raise not_found from exc
-    with driver_connection(session).cursor(row_factory=class_row(Thread)) as cursor:
-        thread = cursor.execute(_THREAD, {"conversation_id": conversation_uuid, "org_id": org_id,
-                                          "viewer_id": viewer_id}).fetchone()
-    if thread is None:
-        raise not_found
-    if viewer_role == Role.agent and not conversations.agent_sees(
-            agent_id=viewer_id, assigned_agent_id=thread.assigned_agent_id, department_id=thread.department_id,
-            in_agents_department=thread.in_viewers_department):
-        raise not_found
-    if thread.number_deleted:
-        raise numbers.NumberNotFoundError(f"number {thread.number_id} of this conversation was deleted")
-    return thread
+def queue_reply(session: Session, *, org_id: uuid.UUID, conversation_id: uuid.UUID | str, viewer_id: uuid.UUID,
+                viewer_role: Role, spec: dict[str, Any], idempotency_key: str | None = None) -> tuple[Message, bool]:
+    """An agent's (or admin's) reply in a conversation they may see: `_queue` under the conversation's lock."""
+    context = send_context.lock_for_send(session, org_id=org_id, conversation_id=conversation_id,
+                                         viewer_id=viewer_id, viewer_role=viewer_role)
+    return _queue(session, context=context, spec=spec, sender_type=SenderType.agent, sender_user_id=viewer_id,
+                  idempotency_key=idempotency_key)
 
 
 def queue_message(
@@ -313,12 +221,11 @@ def queue_message(
     idempotency_key: str | None = None,
     campaign_id: uuid.UUID | None = None,
 ) -> tuple[Message, bool]:
-    """`queue_to_thread` for a caller holding the conversation's object (kept up to date here)."""
+    """`_queue` for a caller holding the conversation's object (kept up to date here)."""
     session.flush()  # the plain SQL below reads the conversation as this transaction left it
-    thread = lock_thread(session, org_id=org.id, conversation_id=conversation.id)
-    message, created = queue_to_thread(session, thread=thread, spec=spec, sender_type=sender_type,
-                                       sender_user_id=sender_user_id, idempotency_key=idempotency_key,
-                                       campaign_id=campaign_id)
+    context = send_context.lock_for_send(session, org_id=org.id, conversation_id=conversation.id)
+    message, created = _queue(session, context=context, spec=spec, sender_type=sender_type,
+                              sender_user_id=sender_user_id, idempotency_key=idempotency_key, campaign_id=campaign_id)
     if created:
         set_committed_value(conversation, "last_message_at", message.queued_at)
         set_committed_value(conversation, "last_message_preview", conversations.preview_of(message.type,
@@ -327,28 +234,28 @@ def queue_message(
     return message, created
 
 
-def queue_to_thread(
+def _queue(
     session: Session,
     *,
-    thread: Thread,
+    context: send_context.SendContext,
     spec: dict[str, Any],
     sender_type: SenderType,
     sender_user_id: uuid.UUID | None = None,
     idempotency_key: str | None = None,
     campaign_id: uuid.UUID | None = None,
 ) -> tuple[Message, bool]:
-    """The message as `queued` in the conversation `lock_thread` locked, and its number's dispatcher armed
+    """The message as `queued` in the conversation `lock_for_send` locked, and its number's dispatcher armed
     after commit; (message, created).
 
     With an `idempotency_key` a repeated request returns the message the first one made.
     """
-    org_id = thread.organization_id
+    org_id = context.organization_id
     if idempotency_key:
         existing = find_by_idempotency_key(session, org_id=org_id, key=idempotency_key)
         if existing is not None:
             return existing, False
-    organizations.check_can_send(thread)
-    if sender_type != SenderType.system and thread.max_monthly_messages is not None:
+    organizations.check_can_send(context)
+    if sender_type != SenderType.system and context.max_monthly_messages is not None:
         # a keyword's confirmation always goes: it is the law, not marketing
         plans.check_limit(session, org=session.get(Organization, org_id), resource="monthly_messages")
     message_type = spec["type"]
@@ -360,41 +267,23 @@ def queue_to_thread(
     else:
         content = _check_content(org_id, message_type, spec.get(message_type))
     now = utcnow()
-    refusal = _refusal(session, thread=thread, message_type=message_type, template=template, now=now)
+    refusal = _refusal(session, context=context, message_type=message_type, template=template, now=now)
     if refusal is not None:
         raise refusal
     message = Message(
-        id=uuid.uuid4(), organization_id=org_id, conversation_id=thread.conversation_id,
-        contact_id=thread.contact_id, number_id=thread.number_id, direction=Direction.outbound, type=message_type,
+        id=uuid.uuid4(), organization_id=org_id, conversation_id=context.conversation_id,
+        contact_id=context.contact_id, number_id=context.number_id, direction=Direction.outbound, type=message_type,
         content=content, status=MessageStatus.queued, queued_at=now, next_attempt_at=now, sender_type=sender_type,
         sender_user_id=sender_user_id, campaign_id=campaign_id, template_id=template.id if template else None,
-        idempotency_key=idempotency_key, context_wamid=_context_wamid(session, thread, spec.get("reply_to")),
-        **_UNSET_COLUMNS,
+        idempotency_key=idempotency_key, context_wamid=_context_wamid(session, context, spec.get("reply_to")),
+        **send_context.UNSET_COLUMNS,
     )
-    if not _insert(session, message, preview=conversations.preview_of(message_type, content)):
+    if not send_context.insert_queued(session, message, preview=conversations.preview_of(message_type, content)):
         return find_by_idempotency_key(session, org_id=org_id, key=idempotency_key), False
     _timeline(session, message, "queued", actor_id=sender_user_id, data={"type": message_type,
                                                                          "sender_type": sender_type.value})
-    sending.arm_on_commit(session, number_id=thread.number_id, org_id=org_id)
+    sending.arm_on_commit(session, number_id=context.number_id, org_id=org_id)
     return message, True
-
-
-def _insert(session: Session, message: Message, *, preview: str) -> bool:
-    """Store the message and move its conversation's preview; False: its Idempotency-Key was used first."""
-    row = driver_connection(session).execute(_QUEUE, {
-        "id": message.id, "organization_id": message.organization_id, "conversation_id": message.conversation_id,
-        "contact_id": message.contact_id, "number_id": message.number_id, "type": message.type,
-        "content": Jsonb(message.content), "now": message.queued_at, "sender_type": message.sender_type.value,
-        "sender_user_id": message.sender_user_id, "campaign_id": message.campaign_id,
-        "template_id": message.template_id, "idempotency_key": message.idempotency_key,
-        "context_wamid": message.context_wamid, "preview": preview,
-    }).fetchone()
-    if row is None:
-        return False
-    message.sequence, message.created_at, message.updated_at = row
-    make_transient_to_detached(message)  # the row exists: the session tracks it without reading it back
-    session.add(message)
-    return True
 
 
 def _count_outbound(session: Session, message: Message, at: dt.datetime) -> None:
@@ -418,7 +307,7 @@ def _timeline(session: Session, message: Message, step: str, *, actor_id: uuid.U
 
 def conversation_for_recipient(session: Session, *, org: Organization, number_id: uuid.UUID,
                                to: str | None = None, contact_id: uuid.UUID | None = None) -> Conversation:
-    """The conversation a direct send goes into: the contact's thread on that number, opened if new."""
+    """The conversation a direct send goes into: the contact's context on that number, opened if new."""
     number = numbers.get_number(session, org_id=org.id, number_id=number_id)
     if contact_id is not None:
         contact = contacts.get_contact(session, org_id=org.id, contact_id=contact_id)

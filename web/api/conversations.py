@@ -5,7 +5,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from shared.audit import audit_trail
-from shared.models import ConversationStatus, SenderType
+from shared.models import ConversationStatus
 from shared.permissions import Permission
 from shared.queueing.names import ASSIGN_WAITING, MARK_READ
 from shared.queueing.publish import enqueue_on_commit
@@ -93,11 +93,9 @@ class ConversationMessages(MethodView):
         retried request return the same message. Free-form outside the 24-hour window is refused with
         `window_closed`, naming the approved templates that can be sent instead."""
         principal = current_principal()
-        thread = messages.lock_thread(get_session(), org_id=require_org_id(), conversation_id=conversation_id,
-                                      viewer_id=principal.user_id, viewer_role=principal.role)
-        message, _ = messages.queue_to_thread(
-            get_session(), thread=thread, spec=body, sender_type=SenderType.agent, sender_user_id=principal.user_id,
-            idempotency_key=request.headers.get("Idempotency-Key"),
+        message, _ = messages.queue_reply(
+            get_session(), org_id=require_org_id(), conversation_id=conversation_id, viewer_id=principal.user_id,
+            viewer_role=principal.role, spec=body, idempotency_key=request.headers.get("Idempotency-Key"),
         )
         return message
 
