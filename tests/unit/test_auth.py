@@ -3,6 +3,7 @@
 import datetime as dt
 import time
 
+import jwt
 import pytest
 from flask_jwt_extended import create_access_token
 
@@ -95,6 +96,31 @@ def test_a_refresh_token_is_not_an_access_token(client):
     assert (response.status_code, response.get_json()["code"]) == (401, "token_invalid")
     wrong_way = client.post("/api/v1/auth/refresh", headers=bearer(tokens["access_token"]))
     assert wrong_way.status_code == 401
+
+
+def _claims_of_a_real_token(client) -> dict:
+    register(client)
+    token = sign_in(client).get_json()["access_token"]
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+@pytest.mark.parametrize("forge", [
+    lambda claims, key: jwt.encode(claims, "another-secret-of-enough-length-for-hs256", algorithm="HS256"),
+    lambda claims, key: jwt.encode(claims, None, algorithm="none"),
+    lambda claims, key: jwt.encode({k: v for k, v in claims.items() if k != "type"}, key, algorithm="HS256"),
+    lambda claims, key: jwt.encode({k: v for k, v in claims.items() if k != "exp"}, key, algorithm="HS256"),
+], ids=["another key", "alg none", "no type claim", "no expiry"])
+def test_a_token_this_api_did_not_sign_or_that_lacks_a_claim_is_401(client, app, forge):
+    claims = _claims_of_a_real_token(client)
+    response = client.get("/api/v1/auth/me", headers=bearer(forge(claims, app.config["JWT_SECRET_KEY"])))
+    assert (response.status_code, response.get_json()["code"]) == (401, "token_invalid")
+
+
+@pytest.mark.parametrize("header,code", [("Basic dXNlcjpwYXNz", "unauthorized"), ("Bearer", "unauthorized"),
+                                         ("Bearer one two", "token_invalid")])
+def test_an_authorization_header_that_is_not_bearer_token_is_401(client, header, code):
+    response = client.get("/api/v1/auth/me", headers={"Authorization": header})
+    assert (response.status_code, response.get_json()["code"]) == (401, code)
 
 
 def test_a_tampered_token_is_401(client):
