@@ -38,6 +38,7 @@ PING_AFTER_IDLE_SECONDS = 2.0
 
 _engine: Engine | None = None
 _session_factory: Callable[[], Session] | None = None
+_autocommit_factory: Callable[[], Session] | None = None
 _current_org: contextvars.ContextVar[uuid.UUID | None] = contextvars.ContextVar("pytake_org_id", default=None)
 
 
@@ -91,11 +92,12 @@ def _ping_connections_left_idle(engine: Engine) -> None:
 
 def dispose_engine() -> None:
     """Drop this process's pool (after fork, or when settings change)."""
-    global _engine, _session_factory
+    global _engine, _session_factory, _autocommit_factory
     if _engine is not None:
         _engine.dispose(close=False)
     _engine = None
     _session_factory = None
+    _autocommit_factory = None
 
 
 def new_session() -> Session:
@@ -103,6 +105,21 @@ def new_session() -> Session:
     if _session_factory is None:
         _session_factory = sessionmaker(bind=get_engine(), expire_on_commit=False)
     return _session_factory()
+
+
+def new_autocommit_session() -> Session:
+    """A session for a unit of work that is one statement: each statement commits as it runs.
+
+    The driver sends no BEGIN and no COMMIT (two round trips of three for the webhook intake's one
+    INSERT); `commit()` still runs the session's after-commit hooks, after the statement is durable.
+    A test's factory (set_session_factory) replaces this one too: under test the statement joins the
+    test's transaction like every other unit of work.
+    """
+    global _autocommit_factory
+    if _autocommit_factory is None:
+        engine = get_engine().execution_options(isolation_level="AUTOCOMMIT")
+        _autocommit_factory = sessionmaker(bind=engine, expire_on_commit=False)
+    return _autocommit_factory()
 
 
 def driver_connection(session: Session) -> "psycopg.Connection":
@@ -117,9 +134,10 @@ def driver_connection(session: Session) -> "psycopg.Connection":
 
 
 def set_session_factory(factory: Callable[[], Session] | None) -> None:
-    """Let tests bind every unit of work to their SAVEPOINT session."""
-    global _session_factory
+    """Let tests bind every unit of work (autocommit ones too) to their SAVEPOINT session."""
+    global _session_factory, _autocommit_factory
     _session_factory = factory
+    _autocommit_factory = factory
 
 
 @contextlib.contextmanager

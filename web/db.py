@@ -11,15 +11,17 @@ import structlog
 from flask import Flask, Response, g
 from sqlalchemy.orm import Session
 
-from shared.db import new_session
+from shared.db import new_autocommit_session, new_session
 from web.errors import make_error
 
 log = structlog.get_logger(__name__)
 
 
-def get_session() -> Session:
+def get_session(*, single_statement: bool = False) -> Session:
+    """The request's session. `single_statement=True` (asked before anything else opens it): a request
+    that writes with one statement gets an autocommit session (shared.db.new_autocommit_session)."""
     if "db_session" not in g:
-        g.db_session = new_session()
+        g.db_session = new_autocommit_session() if single_statement else new_session()
     return g.db_session
 
 

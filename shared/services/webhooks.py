@@ -37,6 +37,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from shared import aftercommit, events
+from shared.db import driver_connection
 from shared.models import MessageTemplate, NumberStatus, WebhookEvent, WebhookEventStatus, WhatsAppNumber
 from shared.models.base import utcnow
 from shared.queueing.names import DRAIN_WEBHOOKS, SYNC_NUMBER
@@ -149,7 +150,9 @@ def receive_webhook(session: Session, *, body: bytes, signature: str | None) -> 
                       status=WebhookEventStatus.received if routable else WebhookEventStatus.unroutable)
     if event_id is not None and routable:
         aftercommit.defer(session, _ARM_KIND, event_id)
-    log.info("webhooks.received", event_id=event_id, duplicate=event_id is None, routable=routable)
+    # The ordinary case is one line per webhook at Meta's pace (the access log already has one): debug.
+    (log.debug if event_id is not None and routable else log.info)(
+        "webhooks.received", event_id=event_id, duplicate=event_id is None, routable=routable)
     return Intake(event_id=event_id, routable=routable)
 
 
@@ -165,8 +168,7 @@ _INSERT_EVENT = (
 def _store(session: Session, *, body: bytes, organization_id: uuid.UUID | None, phone_number_ids: list[str],
            fields: list[str], status: WebhookEventStatus) -> uuid.UUID | None:
     """Insert the intake row; None when the same bytes are already stored (Meta repeated a delivery)."""
-    driver = session.connection().connection.driver_connection
-    row = driver.execute(_INSERT_EVENT, (
+    row = driver_connection(session).execute(_INSERT_EVENT, (
         body, hashlib.sha256(body).hexdigest(), organization_id, phone_number_ids, fields, MESSAGES in fields,
         status.value), prepare=True).fetchone()
     return row[0] if row else None
