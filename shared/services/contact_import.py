@@ -127,12 +127,7 @@ def sample_rows(record: ContactImport, limit: int = 10) -> list[list[str]]:
 def _rows(record: ContactImport) -> Iterator[list[str]]:
     raw = get_storage().open(record.file_key)
     text = io.TextIOWrapper(raw, encoding=record.encoding, errors="replace", newline="")
-    return (row for _, row in _numbered(csv.reader(text, delimiter=record.delimiter)))
-
-
-def _numbered(reader) -> Iterator[tuple[int, list[str]]]:
-    for row in reader:
-        yield reader.line_num, row
+    return csv.reader(text, delimiter=record.delimiter)
 
 
 # -- mapping and row classification -------------------------------------------------------
@@ -212,7 +207,7 @@ class RowReader:
     """Turns raw CSV rows into Rows or RowErrors; remembers identities seen earlier in the file."""
 
     def __init__(self, session: Session, org: Organization, record: ContactImport, mapping: Mapping) -> None:
-        self.org = org
+        self.default_country = org.default_country
         positions = mapping.index(record.headers)
         self.columns = {target: column for column, target in mapping.columns.items()}
         self.types = attributes.attribute_types(session, org_id=org.id)
@@ -229,13 +224,13 @@ class RowReader:
     def read(self, number: int, raw: list[str]) -> Row | RowError:
         phone_cell = _cell(raw, self.phone_at)
         try:
-            phone = normalize_phone(phone_cell, default_country=self.org.default_country)
+            phone = normalize_phone(phone_cell, default_country=self.default_country)
         except InvalidPhoneError as exc:
             return RowError(number, self.columns["phone"], phone_cell, exc.details.get("reason", "invalid_number"))
         first = self.first_seen.setdefault(phone.identity_key, number)
         if first != number:
             return RowError(number, self.columns["phone"], phone_cell, f"duplicate_in_file (same person as row {first})")
-        name, email, language, stage = (_cell(raw, position) for position in self.profile_at)
+        name, email, language, stage = [_cell(raw, position) for position in self.profile_at]
         if email:
             try:
                 email = normalize_email(email)
@@ -540,14 +535,14 @@ def run_import(session: Session, *, job: Job, progress) -> dict[str, Any]:
 
 def _staged_chunks(raw, record: ContactImport, reader: RowReader, counts: Counts) -> Iterator[StagedChunk]:
     text = io.TextIOWrapper(raw, encoding=record.encoding, errors="replace", newline="")
-    csv_rows = _numbered(csv.reader(text, delimiter=record.delimiter))
+    csv_rows = csv.reader(text, delimiter=record.delimiter)
     next(csv_rows, None)  # the header
     chunk = StagedChunk()
-    for number, cells in csv_rows:
-        if not any(cell.strip() for cell in cells):
+    for cells in csv_rows:
+        if not "".join(cells).strip():
             continue
         counts.rows += 1
-        result = reader.read(number, cells)
+        result = reader.read(csv_rows.line_num, cells)
         if isinstance(result, RowError):
             counts.add_error(result)
             continue
