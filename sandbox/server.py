@@ -38,13 +38,21 @@ def run_in_thread(
 def serve_forever(config: dict | None = None, *, host: str = "127.0.0.1", port: int = 8090,
                   quiet: bool = False) -> None:
     app = create_app(config)
+    try:
+        serve(app, host=host, port=port, quiet=quiet,
+              banner="WhatsApp Cloud API sandbox on http://{host}:{port} (control API under /_sandbox)")
+    finally:
+        app.extensions["sandbox"].close()
+
+
+def serve(app, *, host: str, port: int, quiet: bool = False, banner: str = "serving on http://{host}:{port}") -> None:
+    """Serve any WSGI app the way the sandbox is served (bench/sandbox.py measures a bare app on it)."""
     handler = QuietRequestHandler if quiet else WSGIRequestHandler
     server = make_server(host, port, app, threaded=True, request_handler=handler)
-    print(f"WhatsApp Cloud API sandbox on http://{host}:{server.server_port} (control API under /_sandbox)", flush=True)
+    print(banner.format(host=host, port=server.server_port), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
-        app.extensions["sandbox"].close()

@@ -1,0 +1,397 @@
+"""Benchmark: the Cloud API sandbox's own cost per send, against a bare Flask endpoint on the same server.
+
+Run with `make bench-throughput` (BENCH_ONLY=sandbox), or on its own (it needs no database, Redis or MongoDB):
+
+    .venv/bin/python bench/sandbox.py
+
+Why it matters (issue 9): every send the platform makes is at least one HTTP request to the sandbox, and
+the tests, the demo and every benchmark run on it, on the same 2 cores as the platform. 500 messages/s on
+2 cores is 4 ms of CPU per message for the whole machine, and a Python client and a Flask server together
+already take about 2 ms of it per request (the bare-endpoint floor measured here shows this machine's
+share). The sandbox plays Meta, which costs the platform nothing; each millisecond it spends is taken from
+the system under test. Targets, in sandbox CPU per accepted send:
+
+- statuses off: <= 0.5 ms. At 500 sends/s that is a quarter of one core (1/8 of the machine), about what
+  a bare Flask endpoint costs on Werkzeug's server, so Meta's rules (validation, limits, the request log)
+  must add almost nothing on top of the request itself;
+- `sent` and `delivered` status webhooks on: <= 1.0 ms per send, its two signed webhook POSTs included.
+  Each delivery is an outbound HTTP request from the sandbox, so a send then costs it three requests;
+  1 ms keeps the sandbox at half a core at 500 sends/s.
+
+What runs:
+1. the sandbox exactly as the Procfile starts it (`python -m sandbox --host 127.0.0.1 --port <free port>`,
+   access log included), logging to a temporary file; its state is in memory, so nothing else to isolate;
+2. one number registered through the control API with throughput and pair rate out of the way (nothing is
+   refused: this measures cost, not limits) and BENCH_SANDBOX_CUSTOMERS customers (200) whose windows a
+   simulated inbound message opens;
+3. closed loops of BENCH_SANDBOX_REQUESTS text sends (6,000) over BENCH_SANDBOX_CLIENTS keep-alive
+   connections (2, one forked process each, raw HTTP/1.1 with pre-built requests), after a warm-up:
+   (a) status webhooks off; (b) `sent` and `delivered` on, delivered to a tiny local receiver (its own
+   process) that answers 200 and counts them; the sandbox's CPU is read from /proc/<pid>/stat before the
+   loop and after the last webhook is delivered (`POST /_sandbox/drain`);
+4. (c) the floor: a bare Flask app whose one POST route reads the body and answers a small JSON object,
+   served by `sandbox.server.serve` under the same settings, same loop.
+The load average is printed before and after: wall-clock rates move with whatever else runs on the
+machine; the CPU per request is the figure to judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUESTS = int(os.environ.get("BENCH_SANDBOX_REQUESTS", "6000"))
+CLIENTS = int(os.environ.get("BENCH_SANDBOX_CLIENTS", "2"))
+CUSTOMERS = int(os.environ.get("BENCH_SANDBOX_CUSTOMERS", "200"))
+WARMUP = int(os.environ.get("BENCH_SANDBOX_WARMUP", "600"))
+TARGET_MS_STATUSES_OFF = 0.5
+TARGET_MS_STATUSES_ON = 1.0
+RESERVED_PORTS = {8000, 5555, 8090}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+NUMBER = {"phone_number_id": "990300400501", "waba_id": "990300400500", "display_phone_number": "15550199301",
+          "access_token": "EAAG-sandbox-bench-token", "app_secret": "sandbox-bench-app-secret",
+          "throughput_mps": 1_000_000, "pair_rate_interval_seconds": 0.000001, "pair_rate_burst": 1_000_000,
+          "auto_statuses": [], "callback_url": None}
+SEND_PATH = f"/v24.0/{NUMBER['phone_number_id']}/messages"
+
+# The floor: the same server as the sandbox (sandbox.server.serve), one route, no rules behind it.
+BARE_APP = f'''
+import sys
+from flask import Flask, request
+from sandbox.server import serve
+
+app = Flask("bare")
+
+
+@app.post("{SEND_PATH}")
+def send():
+    request.get_json()
+    return {{"messaging_product": "whatsapp", "messages": [{{"id": "wamid.bare", "message_status": "accepted"}}]}}
+
+
+serve(app, host="127.0.0.1", port=int(sys.argv[1]))
+'''
+
+
+# -- processes and their CPU -----------------------------------------------------------------------------
+
+
+def pick_port() -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in RESERVED_PORTS:
+            return port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads included (/proc/<pid>/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_ready(self, path: str, method: str = "GET") -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.name} exited ({self.process.returncode}):\n{self.log_tail()}")
+            try:
+                requests.request(method, self.base + path, timeout=2)
+                return
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{self.name} did not answer within 60 s:\n{self.log_tail()}") from None
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def start_server(name: str, argv: list[str], work_dir: Path) -> Server:
+    port = pick_port()
+    log_path = work_dir / f"{name}.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen([*argv, str(port)] if name == "bare" else [*argv, "--port", str(port)],
+                                   cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+    return Server(name, port, process, log_path)
+
+
+# -- the webhook receiver (its own process) ----------------------------------------------------------------
+
+
+OK_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+
+
+def receiver_process(port: int, ready, counts) -> None:
+    """Answer every POST with 200 over keep-alive connections; count the posts and the statuses in them."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                body = await reader.readexactly(length)
+                with counts.get_lock():
+                    counts[0] += 1
+                    counts[1] += body.count(b'"status":"sent"')
+                    counts[2] += body.count(b'"status":"delivered"')
+                writer.write(OK_RESPONSE)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+# -- the load generator (forked processes) -----------------------------------------------------------------
+
+
+class Connection:
+    """A lean HTTP/1.1 client: keeps its connection alive unless the server answers `Connection: close`."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.opened = 0  # connections opened: one per request when the server closes each
+
+    def exchange(self, request: bytes) -> tuple[int, bytes]:
+        if self.sock is None:
+            self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.opened += 1
+        self.sock.sendall(request)
+        buffer = b""
+        while b"\r\n\r\n" not in buffer:
+            buffer += self._receive()
+        head, _, body = buffer.partition(b"\r\n\r\n")
+        headers = dict(line.lower().split(b":", 1) for line in head.split(b"\r\n")[1:])
+        length = int(headers[b"content-length"])
+        while len(body) < length:
+            body += self._receive()
+        if headers.get(b"connection", b"").strip() == b"close":
+            self.close()
+        return int(head.split(b" ", 2)[1]), body
+
+    def _receive(self) -> bytes:
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("the server closed the connection before the whole answer")
+        return chunk
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+
+
+def send_request(port: int, serial: int) -> bytes:
+    customer = 16505550000 + serial % CUSTOMERS
+    body = json.dumps({"messaging_product": "whatsapp", "recipient_type": "individual", "to": str(customer),
+                       "type": "text", "text": {"body": f"Your order #{serial} ships today. Reply STOP to opt out."},
+                       "biz_opaque_callback_data": f"bench:{serial}"}, separators=(",", ":")).encode()
+    head = (f"POST {SEND_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: python-requests/2.34.2\r\n"
+            f"Accept: */*\r\nAuthorization: Bearer {NUMBER['access_token']}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n")
+    return head.encode("ascii") + body
+
+
+def client_process(port: int, serials: range, barrier, out) -> None:
+    batch = [send_request(port, serial) for serial in serials]
+    connection = Connection(port)
+    accepted, refused = 0, {}
+    barrier.wait()
+    cpu = time.process_time()
+    for request in batch:
+        status, body = connection.exchange(request)
+        if status == 200 and b'"accepted"' in body:
+            accepted += 1
+        else:
+            key = f"{status} {body[:120].decode(errors='replace')}"
+            refused[key] = refused.get(key, 0) + 1
+    out.put((accepted, refused, time.process_time() - cpu, connection.opened))
+    connection.close()
+
+
+@dataclass
+class Run:
+    accepted: int
+    refused: dict
+    seconds: float
+    server_cpu: float  # seconds of the server process's CPU, webhook deliveries included
+    client_cpu: float
+    connections: int
+
+    @property
+    def rate(self) -> float:
+        return self.accepted / self.seconds
+
+    def cpu_ms(self, per: int | None = None) -> float:
+        return 1000 * self.server_cpu / max(1, per if per is not None else self.accepted + sum(self.refused.values()))
+
+
+def closed_loop(server: Server, first_serial: int, total: int, settle=None) -> Run:
+    """`total` sends over CLIENTS connections; the server's CPU runs until `settle()` (if any) returns."""
+    ctx = multiprocessing.get_context("fork")
+    barrier, out = ctx.Barrier(CLIENTS + 1), ctx.Queue()
+    share = total // CLIENTS
+    clients = [ctx.Process(target=client_process, daemon=True,
+                           args=(server.port, range(first_serial + i * share, first_serial + (i + 1) * share),
+                                 barrier, out)) for i in range(CLIENTS)]
+    for client in clients:
+        client.start()
+    barrier.wait(timeout=120)
+    cpu_before, started = cpu_seconds(server.process.pid), time.perf_counter()
+    results = [out.get(timeout=600) for _ in clients]
+    seconds = time.perf_counter() - started
+    if settle is not None:
+        settle()
+    server_cpu = cpu_seconds(server.process.pid) - cpu_before
+    for client in clients:
+        client.join(timeout=10)
+    refused: dict = {}
+    for _, errors, _, _ in results:
+        for key, count in errors.items():
+            refused[key] = refused.get(key, 0) + count
+    return Run(sum(r[0] for r in results), refused, seconds, server_cpu, sum(r[2] for r in results),
+               sum(r[3] for r in results))
+
+
+# -- the sandbox's control API -----------------------------------------------------------------------------
+
+
+def control(server: Server, method: str, path: str, **body) -> dict:
+    response = requests.request(method, f"{server.base}/_sandbox{path}", json=body, timeout=120)
+    if response.status_code >= 400:
+        raise SystemExit(f"sandbox {method} {path}: {response.status_code} {response.text[:500]}")
+    return response.json()
+
+
+def prepare_number(sandbox: Server) -> None:
+    """One number nothing refuses, and every customer's window open (a simulated inbound message each)."""
+    control(sandbox, "POST", "/numbers", **NUMBER)
+    for n in range(CUSTOMERS):
+        control(sandbox, "POST", f"/numbers/{NUMBER['phone_number_id']}/inbound",
+                **{"from": str(16505550000 + n), "type": "text", "text": {"body": "hi"}})
+
+
+def drained(sandbox: Server) -> None:
+    if not control(sandbox, "POST", "/drain", timeout=300)["idle"]:
+        raise SystemExit("the sandbox still had webhooks to deliver after 300 s")
+
+
+# -- the run -----------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    load_before = os.getloadavg()
+    work_dir = Path(tempfile.mkdtemp(prefix="pytake-bench-sandbox-"))
+    ctx = multiprocessing.get_context("fork")
+    receiver_port, receiver_ready, counts = pick_port(), ctx.Event(), ctx.Array("q", 3)
+    receiver = ctx.Process(target=receiver_process, args=(receiver_port, receiver_ready, counts), daemon=True)
+    servers: list[Server] = []
+    try:
+        receiver.start()
+        receiver_ready.wait(timeout=30)
+        sandbox = start_server("sandbox", [sys.executable, "-m", "sandbox", "--host", "127.0.0.1"], work_dir)
+        servers.append(sandbox)
+        (work_dir / "bare_app.py").write_text(BARE_APP)
+        bare = start_server("bare", [sys.executable, str(work_dir / "bare_app.py")], work_dir)
+        servers.append(bare)
+        sandbox.wait_ready("/_sandbox/config")
+        bare.wait_ready(SEND_PATH, "POST")
+        prepare_number(sandbox)
+
+        closed_loop(sandbox, 0, WARMUP)
+        closed_loop(bare, 0, WARMUP)
+        floor = closed_loop(bare, 0, REQUESTS)
+        quiet = closed_loop(sandbox, WARMUP, REQUESTS)
+
+        control(sandbox, "PATCH", f"/numbers/{NUMBER['phone_number_id']}", auto_statuses=["sent", "delivered"],
+                callback_url=f"http://127.0.0.1:{receiver_port}/webhooks/whatsapp")
+        closed_loop(sandbox, 0, WARMUP, settle=lambda: drained(sandbox))
+        received_before = list(counts)
+        with_statuses = closed_loop(sandbox, WARMUP + REQUESTS, REQUESTS, settle=lambda: drained(sandbox))
+        received = [after - before for after, before in zip(counts, received_before)]
+        for server in servers:
+            if server.process.poll() is not None:
+                raise SystemExit(f"{server.name} died during the run:\n{server.log_tail()}")
+        report(floor, quiet, with_statuses, received, load_before)
+    finally:
+        for server in servers:
+            server.stop()
+        receiver.terminate()
+        receiver.join(timeout=5)
+
+
+def report(floor: Run, quiet: Run, with_statuses: Run, received: list[int], load_before: tuple) -> None:
+    def row(label: str, run: Run, cpu: str, target: str = "") -> None:
+        print(f"{label:<52}{run.rate:>9.0f}/s{cpu:>18}   {target}".rstrip())
+
+    def verdict(value: float, limit: float) -> str:
+        return f"<= {limit:.2f} ms  {'PASS' if value <= limit else 'FAIL'}"
+
+    print(f"the sandbox: `python -m sandbox` as the Procfile starts it; {os.cpu_count()} CPUs; closed loops of "
+          f"{REQUESTS} text sends over {CLIENTS} keep-alive connections; load average {load_before[0]:.2f} before")
+    print(f"{'':<52}{'rate':>11}{'server CPU/req':>18}   target")
+    row("bare Flask endpoint, same server (the floor)", floor, f"{floor.cpu_ms():.3f} ms")
+    row("sandbox sends, status webhooks off", quiet, f"{quiet.cpu_ms():.3f} ms",
+        verdict(quiet.cpu_ms(), TARGET_MS_STATUSES_OFF))
+    sends = with_statuses.accepted
+    row("sandbox sends, sent+delivered webhooks on", with_statuses, f"{with_statuses.cpu_ms():.3f} ms",
+        verdict(with_statuses.cpu_ms(), TARGET_MS_STATUSES_ON))
+    print(f"  webhooks received: {received[0]} POSTs for {sends} sends ({received[1]} sent, {received[2]} delivered; "
+          f"expected {2 * sends} POSTs, {sends} of each); the CPU includes delivering them (until /_sandbox/drain)")
+    for name, run in (("floor", floor), ("statuses off", quiet), ("statuses on", with_statuses)):
+        if run.refused:
+            print(f"  {name}: {sum(run.refused.values())} refused {dict(list(run.refused.items())[:3])}")
+    print(f"connections opened: floor {floor.connections}, statuses off {quiet.connections}, statuses on "
+          f"{with_statuses.connections} (one per request when the server answers `Connection: close`)")
+    print(f"load generator CPU per request: floor {1e6 * floor.client_cpu / REQUESTS:.0f} us, "
+          f"sandbox {1e6 * quiet.client_cpu / REQUESTS:.0f} us; load average {os.getloadavg()[0]:.2f} after")
+
+
+if __name__ == "__main__":
+    main()
