@@ -169,7 +169,7 @@ def validate_mapping(
 
 
 class Row(NamedTuple):
-    """A valid row, its values in the staging table's column order: ChunkWriter hands it to COPY as it is."""
+    """A valid row of the file, in the staging table's column order."""
 
     number: int
     identity_key: str
@@ -323,11 +323,11 @@ class Counts:
 
 
 class ChunkWriter:
-    """Writes one chunk of Rows: one COPY into a temporary table, then set-wise SQL.
+    """Writes one staged chunk: one COPY into a temporary table, then set-wise SQL.
 
     Everything after the COPY (the plan limit, inserts, updates, tags, consent events) runs
-    inside PostgreSQL, so the worker's Python does one thing per row: hand it to COPY. Compiling
-    a VALUES list per chunk would cost more than the import.
+    inside PostgreSQL, so the writer's Python does nothing per row. Compiling a VALUES list per
+    chunk would cost more than the import.
 
     PostgreSQL is the slower half of the import (the parser thread keeps ahead of it), so each
     statement runs only when the chunk needs it, and existing contacts are found by one index
@@ -412,7 +412,7 @@ class ChunkWriter:
     """
 
     def __init__(self, session: Session, org: Organization, mapping: Mapping, counts: Counts, import_id: uuid.UUID):
-        self.session, self.org, self.mapping, self.counts = session, org, mapping, counts
+        self.session, self.org, self.counts = session, org, counts
         self.updating = mapping.mode == "update_existing"
         self.consent = {"org": org.id, "actor": f"import {import_id}", "evidence": "consent column of the imported file"}
         usage = plans.resource_usage(session, org=org, resource="contacts")
