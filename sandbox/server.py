@@ -5,12 +5,11 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from werkzeug.serving import WSGIRequestHandler, make_server
-
 from sandbox.app import create_app
+from sandbox.keepalive import KeepAliveRequestHandler, KeepAliveServer
 
 
-class QuietRequestHandler(WSGIRequestHandler):
+class QuietRequestHandler(KeepAliveRequestHandler):
     """No access-log line per request (tests and benchmarks send thousands)."""
 
     def log_request(self, *args, **kwargs) -> None:
@@ -22,7 +21,7 @@ def run_in_thread(
 ) -> tuple[str, Callable[[], None]]:
     """Start a sandbox on `host:port` (port 0 = a free one); answer its base URL and a function that stops it."""
     app = create_app(config)
-    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
+    server = KeepAliveServer(host, port, app, QuietRequestHandler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="sandbox-server", daemon=True)
     thread.start()
 
@@ -47,8 +46,7 @@ def serve_forever(config: dict | None = None, *, host: str = "127.0.0.1", port: 
 
 def serve(app, *, host: str, port: int, quiet: bool = False, banner: str = "serving on http://{host}:{port}") -> None:
     """Serve any WSGI app the way the sandbox is served (bench/sandbox.py measures a bare app on it)."""
-    handler = QuietRequestHandler if quiet else WSGIRequestHandler
-    server = make_server(host, port, app, threaded=True, request_handler=handler)
+    server = KeepAliveServer(host, port, app, QuietRequestHandler if quiet else KeepAliveRequestHandler)
     print(banner.format(host=host, port=server.server_port), flush=True)
     try:
         server.serve_forever()

@@ -13,8 +13,7 @@ import itertools
 import json
 import time
 
-import requests
-
+from sandbox.callbacks import DELIVERY_ERRORS, CallbackClient
 from sandbox.scheduler import Scheduler
 from sandbox.state import TIERS, Number, SandboxState, SentMessage, Template
 
@@ -107,10 +106,10 @@ class WebhookSender:
         self.state = state
         self.scheduler = scheduler
         self._ids = itertools.count(1)
-        self._session = requests.Session()
+        self._client = CallbackClient()
 
     def close(self) -> None:
-        self._session.close()
+        self._client.close()
 
     # scheduling ------------------------------------------------------------
 
@@ -193,16 +192,18 @@ class WebhookSender:
             retry_delays = list(self.state.config["webhook_retry_delays"])
         body = record["body"].encode()
         headers = {
+            "Accept": "*/*",
+            "Accept-Encoding": "deflate, gzip",
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
             "X-Hub-Signature-256": record["signature"],
         }
         started = time.time()
         try:
-            response = self._session.post(record["url"], data=body, headers=headers, timeout=timeout)
-            attempt = {"at": started, "status_code": response.status_code}
-            delivered = response.status_code == 200  # Meta retries anything but 200
-        except requests.RequestException as exc:
+            status_code = self._client.post(record["url"], body, headers, timeout)
+            attempt = {"at": started, "status_code": status_code}
+            delivered = status_code == 200  # Meta retries anything but 200
+        except DELIVERY_ERRORS as exc:
             attempt = {"at": started, "error": f"{type(exc).__name__}: {exc}"}
             delivered = False
         with self.state.lock:
