@@ -567,18 +567,20 @@ def _read_ahead(chunks: Iterator[StagedChunk]) -> Iterator[StagedChunk]:
     ready: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
     done, stopped = object(), threading.Event()
 
-    def put(item) -> None:
+    def put(item) -> bool:
         while not stopped.is_set():  # the consumer may stop early (an error): never block forever
             try:
                 ready.put(item, timeout=0.1)
-                return
+                return True
             except queue.Full:
                 continue
+        return False
 
     def parse() -> None:
         try:
             for chunk in chunks:
-                put(chunk)
+                if not put(chunk):
+                    return  # nobody will write the rest of the file
             put(done)
         except BaseException as exc:  # handed to the consumer, which raises it
             put(exc)

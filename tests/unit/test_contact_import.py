@@ -245,3 +245,19 @@ def test_export_writes_the_filtered_contacts_behind_an_expiring_link(client, db_
     ]
     forged = client.get(result["download_url"][:-3] + "xyz")
     assert forged.status_code == 404
+
+
+def test_an_import_that_fails_midway_stops_reading_the_file():
+    from shared.services.contact_import import _read_ahead
+
+    read = []
+
+    def chunks():
+        for number in range(1000):
+            read.append(number)
+            yield number
+
+    ahead = _read_ahead(chunks())
+    next(ahead)
+    ahead.close()  # the writer failed: the parser thread must not go on through the file
+    assert len(read) < 100
