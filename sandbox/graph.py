@@ -51,6 +51,8 @@ KINDS = {
 def inject_faults():
     g.started = time.time()
     sandbox = current()
+    if not any_fault(sandbox.state.faults):
+        return
     with sandbox.state.lock:
         faults = dict(sandbox.state.faults)
         rng = sandbox.state.rng
@@ -70,16 +72,31 @@ def inject_faults():
         raise GraphError(130429, "Injected fault: " + "Cloud API message throughput has been reached.")
 
 
+def any_fault(faults: dict) -> bool:
+    # `state.faults` is replaced whole on every change, never changed in place: one read is a consistent view.
+    return bool(faults["error_5xx_rate"] or faults["rate_limit_rate"] or faults["fail_texts_once"]
+                or faults["latency_ms"])
+
+
+def answer(payload):
+    """The JSON answer, kept for the request log so that it need not parse the response back."""
+    g.answer = payload
+    return jsonify(payload)
+
+
 @blueprint.after_request
 def record_request(response: Response) -> Response:
     sandbox = current()
-    if request.files:
+    # Only a multipart body can carry files; asking anything else for them parses its form for nothing.
+    if request.mimetype == "multipart/form-data" and request.files:
         files = {name: {"filename": f.filename, "content_type": f.mimetype} for name, f in request.files.items()}
         body = {"form": request.form.to_dict(), "files": files}
     else:
         body = request.get_json(silent=True)
-    answer = response.get_json(silent=True) if response.is_json else None
-    error = answer.get("error") if isinstance(answer, dict) else None
+    answered = g.pop("answer", None)
+    if answered is None and response.is_json:
+        answered = response.get_json(silent=True)
+    error = answered.get("error") if isinstance(answered, dict) else None
     entry = {
         "at": g.get("started", time.time()),
         "method": request.method,
@@ -89,7 +106,7 @@ def record_request(response: Response) -> Response:
         "query": request.args.to_dict(),
         "body": body,
         "status_code": response.status_code,
-        "response": answer,
+        "response": answered,
         "error_code": error.get("code") if isinstance(error, dict) else None,
     }
     with sandbox.state.lock:
@@ -154,7 +171,7 @@ def post_messages(version: str, object_id: str):
         number = _number_for(sandbox, object_id)
         if body is None:
             raise invalid("The request body must be JSON (Content-Type: application/json).")
-        return jsonify(messages.handle(sandbox, number, body))
+        return answer(messages.handle(sandbox, number, body))
 
 
 @blueprint.post("/<graph_version:version>/<object_id>/media")

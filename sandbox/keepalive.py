@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import traceback
 
 from werkzeug.exceptions import InternalServerError
@@ -25,6 +26,7 @@ SINGLE_WRITE_BYTES = 64 * 1024  # larger bodies (media downloads) go in a second
 
 class KeepAliveRequestHandler(WSGIRequestHandler):
     protocol_version = "HTTP/1.1"
+    _date: tuple[int, str] = (0, "")  # the Date header's text, formatted once a second (shared by all threads)
 
     def run_wsgi(self) -> None:
         # http.server's parse_request has already answered `Expect: 100-continue`.
@@ -75,10 +77,18 @@ class KeepAliveRequestHandler(WSGIRequestHandler):
                 iterable.close()
         return started[0], started[1], body
 
+    def _date_header(self) -> str:
+        second, text = KeepAliveRequestHandler._date
+        now = int(time.time())
+        if now != second:
+            text = self.date_time_string(now)
+            KeepAliveRequestHandler._date = (now, text)
+        return text
+
     def _answer(self, status: str, headers: list[tuple[str, str]], body: list[bytes]) -> None:
         code = int(status.split(None, 1)[0])
         lines = [f"{self.protocol_version} {status}", f"Server: {self.version_string()}",
-                 f"Date: {self.date_time_string()}"]
+                 f"Date: {self._date_header()}"]
         lines += [f"{name}: {value}" for name, value in headers]
         bodiless = self.command == "HEAD" or code < 200 or code in NO_BODY_STATUSES
         if not any(name.lower() == "content-length" for name, _ in headers) and not bodiless:
