@@ -176,9 +176,13 @@ def dispatch_number(self, number_id: str, org_id: str, lease: str | None = None)
 
 
 def _claim(number_id: uuid.UUID) -> sending.Batch | None:
+    started = time.monotonic()
     with unit_of_work() as session:
-        return sending.claim_batch(session, number_id=number_id, max_batch=MAX_BATCH,
-                                   horizon_seconds=BATCH_HORIZON_SECONDS)
+        batch = sending.claim_batch(session, number_id=number_id, max_batch=MAX_BATCH,
+                                    horizon_seconds=BATCH_HORIZON_SECONDS)
+    if batch is not None and batch.items:
+        batch.claimed_in = time.monotonic() - started
+    return batch
 
 
 class _InFlight:
@@ -191,6 +195,7 @@ class _InFlight:
         self.stop = threading.Event()  # the number must stop: later messages go back to queued untouched
         self.earlier_stop = after.stop if after is not None else None
         self.futures: list[Future] = []
+        self.started = time.monotonic()
 
     def stopped(self) -> bool:
         return self.stop.is_set() or (self.earlier_stop is not None and self.earlier_stop.is_set())
@@ -248,6 +253,7 @@ def _finish(flight: _InFlight | None, token: str) -> None:
     # Claimed but put back untouched: take their "not sent yet" marks so nothing else settles them twice.
     kept = sending.untake_all(batch.number_id, [str(i) for i in outcomes.not_sent])
     outcomes.not_sent = [uuid.UUID(i) for i in kept]
+    waited, recording = time.monotonic() - flight.started, time.monotonic()
     for attempt in range(3):
         try:
             with unit_of_work() as session:
@@ -258,6 +264,9 @@ def _finish(flight: _InFlight | None, token: str) -> None:
             if attempt == 2:
                 raise
             time.sleep(backoff_seconds(attempt, base=0.05, cap=0.2))
+    log.info("sends.batch", number_id=str(batch.number_id), messages=len(batch.items), sent=len(outcomes.sent),
+             claim_ms=round(1000 * batch.claimed_in, 1), on_wire_ms=round(1000 * waited, 1),
+             record_ms=round(1000 * (time.monotonic() - recording), 1))
     if errors:
         raise errors[0]
 
