@@ -52,6 +52,8 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+# Where `python -m sandbox` runs from: another checkout's sandbox/ (e.g. `git archive <commit> sandbox`) for a before/after.
+SANDBOX_ROOT = Path(os.environ.get("BENCH_SANDBOX_ROOT") or ROOT)
 REQUESTS = int(os.environ.get("BENCH_SANDBOX_REQUESTS", "4000"))
 CLIENTS = int(os.environ.get("BENCH_SANDBOX_CLIENTS", "2"))
 CUSTOMERS = int(os.environ.get("BENCH_SANDBOX_CUSTOMERS", "200"))
@@ -148,7 +150,8 @@ def start_server(name: str, argv: list[str], work_dir: Path) -> Server:
     log_path = work_dir / f"{name}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen([*argv, str(port)] if name == "bare" else [*argv, "--port", str(port)],
-                                   cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+                                   cwd=SANDBOX_ROOT, env={**os.environ, "PYTHONPATH": str(SANDBOX_ROOT)},
+                                   stdout=log_file, stderr=subprocess.STDOUT)
     return Server(name, port, process, log_path)
 
 
@@ -390,14 +393,14 @@ def median_run(runs: list[Run]) -> Run:
 def report(runs: dict[str, list[Run]], received: list[int], load_before: tuple) -> None:
     def row(label: str, name: str, target_ms: float | None = None) -> None:
         run = median_run(runs[name])
-        spread = f"{min(r.cpu_ms() for r in runs[name]):.3f}-{max(r.cpu_ms() for r in runs[name]):.3f}"
+        spread = " ".join(f"{r.cpu_ms():.2f}" for r in runs[name])
         target = "" if target_ms is None else (
             f"<= {target_ms:.2f} ms  {'PASS' if run.cpu_ms() <= target_ms else 'FAIL'}")
-        print(f"{label:<44}{run.rate:>7.0f}/s{run.cpu_ms():>9.3f} ms{run.system_ms():>8.3f}{spread:>14}   {target}".rstrip())
+        print(f"{label:<44}{run.rate:>7.0f}/s{run.cpu_ms():>9.3f} ms{run.system_ms():>8.3f}{spread:>16}   {target}".rstrip())
 
-    print(f"the sandbox: `python -m sandbox` as the Procfile starts it; {os.cpu_count()} CPUs; {ROUNDS} rounds of closed "
+    print(f"the sandbox: `python -m sandbox` as the Procfile starts it, from {SANDBOX_ROOT}; {os.cpu_count()} CPUs; {ROUNDS} rounds of closed "
           f"loops of {REQUESTS} text sends over {CLIENTS} keep-alive connections; load average {load_before[0]:.2f} before")
-    print(f"{'server CPU per request, median of the rounds':<44}{'rate':>9}{'CPU':>12}{'kernel':>8}{'rounds':>14}   target")
+    print(f"{'server CPU per request, median of the rounds':<44}{'rate':>9}{'CPU':>12}{'kernel':>8}{'each round':>16}   target")
     row("bare Flask endpoint, same server (floor)", "floor")
     row("sandbox sends, status webhooks off", "off", TARGET_MS_STATUSES_OFF)
     row("sandbox sends, sent+delivered webhooks on", "on", TARGET_MS_STATUSES_ON)

@@ -15,7 +15,7 @@ from sandbox import inbound
 from sandbox.errors import GraphError
 from sandbox.runtime import current
 from sandbox.state import NUMBER_FIELDS, TIERS, ConfigError
-from sandbox.webhooks import envelope, quality_value
+from sandbox.webhooks import described, envelope, quality_value
 
 blueprint = Blueprint("control", __name__, url_prefix="/_sandbox")
 
@@ -345,7 +345,7 @@ def list_webhooks():
     """Webhooks sent or due, with raw body, signature, attempts and outcome."""
     state = current().state
     with state.lock:
-        items = [{**record, "attempts": list(record["attempts"])} for record in state.webhooks]
+        items = [described(record) for record in state.webhooks]
     args = request.args
     return jsonify({"data": _filtered(items, field=args.get("field"), phone_number_id=args.get("phone_number_id"),
                                       outcome=args.get("outcome"))})
