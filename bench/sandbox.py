@@ -5,18 +5,18 @@ Run with `make bench-throughput` (BENCH_ONLY=sandbox), or on its own (it needs n
     .venv/bin/python bench/sandbox.py
 
 Why it matters (issue 9): every send the platform makes is at least one HTTP request to the sandbox, and
-the tests, the demo and every benchmark run on it, on the same 2 cores as the platform. 500 messages/s on
-2 cores is 4 ms of CPU per message for the whole machine, and a Python client and a Flask server together
-already take about 2 ms of it per request (the bare-endpoint floor measured here shows this machine's
-share). The sandbox plays Meta, which costs the platform nothing; each millisecond it spends is taken from
-the system under test. Targets, in sandbox CPU per accepted send:
+the tests, the demo and every benchmark run on it, on the same 2 cores as the platform. 2 cores give 2,000
+ms of CPU per second: at 500 messages/s, 4 ms per message for everything (the platform's web, workers,
+stores, and the sandbox), and a Python client and a Flask server then took about 2 ms of that per request
+between them. The sandbox plays Meta, which costs the real platform nothing: each millisecond it spends is
+taken from the system under test. Targets, in the sandbox's CPU per accepted send:
 
-- statuses off: <= 0.5 ms. At 500 sends/s that is a quarter of one core (1/8 of the machine), about what
-  a bare Flask endpoint costs on Werkzeug's server, so Meta's rules (validation, limits, the request log)
-  must add almost nothing on top of the request itself;
-- `sent` and `delivered` status webhooks on: <= 1.0 ms per send, its two signed webhook POSTs included.
-  Each delivery is an outbound HTTP request from the sandbox, so a send then costs it three requests;
-  1 ms keeps the sandbox at half a core at 500 sends/s.
+- statuses off: <= 0.5 ms, i.e. at most 1/8 of the machine at 500 sends/s. A bare Flask endpoint on the
+  same server is the floor (printed): Meta's rules (validation, limits, windows, the request log) may add
+  little on top of the HTTP request itself;
+- `sent` and `delivered` status webhooks on: <= 1.0 ms per send, its two signed webhook POSTs included
+  (1/4 of the machine at 500 sends/s). A send then costs the sandbox three HTTP exchanges, one served and
+  two made, so about twice the cost of a send alone is what a lean sender can reach.
 
 What runs:
 1. the sandbox exactly as the Procfile starts it (`python -m sandbox --host 127.0.0.1 --port <free port>`,
@@ -24,15 +24,20 @@ What runs:
 2. one number registered through the control API with throughput and pair rate out of the way (nothing is
    refused: this measures cost, not limits) and BENCH_SANDBOX_CUSTOMERS customers (200) whose windows a
    simulated inbound message opens;
-3. closed loops of BENCH_SANDBOX_REQUESTS text sends (6,000) over BENCH_SANDBOX_CLIENTS keep-alive
-   connections (2, one forked process each, raw HTTP/1.1 with pre-built requests), after a warm-up:
-   (a) status webhooks off; (b) `sent` and `delivered` on, delivered to a tiny local receiver (its own
-   process) that answers 200 and counts them; the sandbox's CPU is read from /proc/<pid>/stat before the
-   loop and after the last webhook is delivered (`POST /_sandbox/drain`);
-4. (c) the floor: a bare Flask app whose one POST route reads the body and answers a small JSON object,
-   served by `sandbox.server.serve` under the same settings, same loop.
-The load average is printed before and after: wall-clock rates move with whatever else runs on the
-machine; the CPU per request is the figure to judge.
+3. closed loops of BENCH_SANDBOX_REQUESTS text sends (4,000) over BENCH_SANDBOX_CLIENTS connections (2, one
+   forked process each, raw HTTP/1.1 with pre-built requests, kept alive unless the server answers
+   `Connection: close`), after a warm-up: (a) status webhooks off; (b) `sent` and `delivered` on, delivered
+   to a tiny local receiver (its own process) that answers 200 and counts them; (c) the floor: a bare Flask
+   app whose one POST route reads the JSON body and answers a small JSON object, served by
+   `sandbox.server.serve` (the sandbox's own server settings);
+4. BENCH_SANDBOX_ROUNDS rounds (3) of (c), (a), (b), interleaved so that a busy spell on the machine spreads
+   over all three; each figure is the median round. The server's CPU is read from /proc/<pid>/stat (user
+   and system, every thread) before a loop and after its last answer, or in (b) after the last webhook was
+   delivered (`POST /_sandbox/drain`).
+BENCH_SANDBOX_ROOT runs `python -m sandbox` (and the floor's server) from another directory, e.g. an older
+`git archive <commit> sandbox | tar -x -C /tmp/before`, for a before/after on the same machine. The load
+average is printed before and after: wall-clock rates move with whatever else runs on the machine; the CPU
+per request is the figure to judge.
 """
 
 from __future__ import annotations
