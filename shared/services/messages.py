@@ -1,4 +1,5 @@
-"""Messages pipeline: composing and queueing outbound messages (sending: `sending.py`; statuses: `statuses.py`).
+"""Messages pipeline: composing and queueing outbound messages (sending: `sending.py` and
+`send_outcomes.py`; statuses: `statuses.py`).
 
 `queue_message` writes the message `queued` (refusing at once what cannot be sent: a closed
 window for free-form text, an ineligible contact, an expired trial) and, after commit, makes sure

@@ -3,7 +3,7 @@
 The one place that maps a Graph error (shared/whatsapp/errors.py classifies it) to what happens
 next; the sends pool calls it for every failed request, and the campaigns and bots pools go
 through the same send steps, so Meta's push-back is answered the same way wherever a message
-came from. Pure: it decides, the caller acts (shared/services/sending.py records the decision).
+came from. Pure: it decides, the caller acts (shared/services/send_outcomes.py records the decision).
 """
 
 from __future__ import annotations

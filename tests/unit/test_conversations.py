@@ -24,7 +24,7 @@ from shared.models import (
 )
 from shared.models.base import utcnow
 from shared.queueing.names import ASSIGN_WAITING, DISPATCH_NUMBER, FETCH_MEDIA
-from shared.services import messages, sending, webhooks
+from shared.services import messages, send_outcomes, sending, webhooks
 from tests.factories import make_department, make_user
 from tests.unit.test_whatsapp_channel import NUMBER, envelope, post_webhook
 
@@ -253,7 +253,7 @@ def _sent_message(deliver, db_session, client, admin_headers, wamid):
     deliver(inbound(text("Hi")))
     message_id = _reply(client, the_conversation(db_session), admin_headers).get_json()["id"]
     assert sending.claim_send(db_session, message_id=db_session.get(Message, message_id).id)
-    sending.record_sent(db_session, message_id=db_session.get(Message, message_id).id, wamid=wamid)
+    send_outcomes.record_sent(db_session, message_id=db_session.get(Message, message_id).id, wamid=wamid)
     return message_id
 
 
@@ -281,7 +281,7 @@ def test_a_status_for_an_unknown_wamid_is_matched_by_our_callback_data(deliver, 
     deliver(inbound(text("Hi")))
     message_id = _reply(client, the_conversation(db_session), admin_headers).get_json()["id"]
     assert sending.claim_send(db_session, message_id=db_session.get(Message, message_id).id)
-    sending.mark_unknown(db_session, message_id=db_session.get(Message, message_id).id, reason="read timeout")
+    send_outcomes.mark_unknown(db_session, message_id=db_session.get(Message, message_id).id, reason="read timeout")
     deliver(statuses({"id": "wamid.settles-it", "status": "delivered",
                       "biz_opaque_callback_data": messages.callback_data(message_id)},
                      {"id": "wamid.nobody-knows", "status": "delivered"}))

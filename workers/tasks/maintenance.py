@@ -7,7 +7,7 @@ from shared.models.base import utcnow
 from shared.queueing import names
 from shared.queueing.celery_app import celery_app
 from shared.queueing.publish import publish_now
-from shared.services import assignment, sending, webhooks
+from shared.services import assignment, send_outcomes, sending, webhooks
 from shared.services.jobs import sweep_stale_jobs
 from shared.services.organizations import expire_trials
 from shared.settings import get_settings
@@ -56,7 +56,7 @@ def sweep_messages_task(org_id: str | None = None) -> None:
     settings = get_settings()
     now = utcnow()
     with unit_of_work() as session:
-        sending.settle_stuck_sends(session, older_than=now - dt.timedelta(seconds=settings.send_lease_seconds))
+        send_outcomes.settle_stuck_sends(session, older_than=now - dt.timedelta(seconds=settings.send_lease_seconds))
         due_numbers = sending.due_numbers(session)
         waiting_orgs = assignment.organizations_waiting(session)
         webhooks_waiting = webhooks.oldest_waiting_since(

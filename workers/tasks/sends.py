@@ -32,7 +32,7 @@ from shared.db import unit_of_work
 from shared.queueing import names
 from shared.queueing.celery_app import celery_app
 from shared.queueing.publish import publish_now
-from shared.services import conversations, media, messages, send_policy, sending
+from shared.services import conversations, media, messages, send_outcomes, send_policy, sending
 from shared.services.send_policy import Decision, Verdict
 from shared.settings import get_settings
 from shared.whatsapp.client import GraphClient
@@ -130,7 +130,7 @@ def dispatch_number(self, number_id: str, org_id: str, lease: str | None = None)
         return  # another dispatcher has the number
     number_uuid = uuid.UUID(number_id)
     with unit_of_work() as session:
-        sending.recover_number(session, number_id=number_uuid)
+        send_outcomes.recover_number(session, number_id=number_uuid)
     started = time.monotonic()
     in_flight: _InFlight | None = None  # the batch on the wire while the next one is claimed
     try:
@@ -190,7 +190,7 @@ class _InFlight:
 
     def __init__(self, batch: sending.Batch, after: _InFlight | None) -> None:
         self.batch = batch
-        self.outcomes = sending.Outcomes()
+        self.outcomes = send_outcomes.Outcomes()
         self.lock = threading.Lock()
         self.stop = threading.Event()  # the number must stop: later messages go back to queued untouched
         self.earlier_stop = after.stop if after is not None else None
@@ -257,7 +257,7 @@ def _finish(flight: _InFlight | None, token: str) -> None:
     for attempt in range(3):
         try:
             with unit_of_work() as session:
-                sending.record_batch(session, batch=batch, outcomes=outcomes)
+                send_outcomes.record_batch(session, batch=batch, outcomes=outcomes)
             break
         except Exception:  # a deadlock with the inbound pipeline, say: the same outcome again is harmless
             log.exception("sends.record_failed", number_id=str(batch.number_id), attempt=attempt)
@@ -272,7 +272,7 @@ def _finish(flight: _InFlight | None, token: str) -> None:
 
 
 def _send_one(batch: sending.Batch, client: GraphClient, pacer: _Pacer, item: sending.Outgoing, at: float,
-              outcomes: sending.Outcomes, lock: threading.Lock, held_for: dict[str, float]) -> Decision | None:
+              outcomes: send_outcomes.Outcomes, lock: threading.Lock, held_for: dict[str, float]) -> Decision | None:
     """Send one message at its slot; None when it was accepted (or someone else settled it)."""
     hold = held_for.get(ratelimit.recipient_key(str(batch.number_id), item.to), 0.0)
     if hold > 0:
@@ -309,7 +309,7 @@ def _apply(batch: sending.Batch, item: sending.Outgoing, decision: Decision) -> 
     return decision
 
 
-def _uploaded(batch: sending.Batch, client: GraphClient, item: sending.Outgoing, outcomes: sending.Outcomes,
+def _uploaded(batch: sending.Batch, client: GraphClient, item: sending.Outgoing, outcomes: send_outcomes.Outcomes,
               lock: threading.Lock) -> Any:
     """A file uploaded to PyTake goes to Meta first and is sent by its media id."""
     content = item.content
