@@ -275,7 +275,7 @@ class StagedChunk:
         # (and only None: empty values are None) is written as nothing, COPY's NULL.
         self._csv = csv.writer(self._lines)
         self.size = 0
-        self.tagged = False
+        self.tag_names: set[str] = set()
         self.opting_in = False
         self.rows_read = 0  # rows of the file read by the end of this chunk
         self.position = 0  # bytes of the file read by then
@@ -288,7 +288,8 @@ class StagedChunk:
             "|".join(row.tags) if row.tags else None, row.opt_in,
         ))
         self.size += 1
-        self.tagged = self.tagged or row.tags is not None
+        if row.tags:
+            self.tag_names.update(row.tags)
         self.opting_in = self.opting_in or row.opt_in
 
     def data(self) -> bytes:
@@ -414,6 +415,7 @@ class ChunkWriter:
     def __init__(self, session: Session, org: Organization, mapping: Mapping, counts: Counts, import_id: uuid.UUID):
         self.session, self.org, self.counts = session, org, counts
         self.updating = mapping.mode == "update_existing"
+        self.known_tags: set[str] = set()  # tag names this import has made sure exist
         self.consent = {"org": org.id, "actor": f"import {import_id}", "evidence": "consent column of the imported file"}
         usage = plans.resource_usage(session, org=org, resource="contacts")
         self.room = None if usage.limit is None else max(0, usage.limit - usage.used)
@@ -429,17 +431,22 @@ class ChunkWriter:
         existing = admitted - created
         self.counts.created += created
         self.counts.opted_in += opted_in
-        if existing and (self.updating or chunk.tagged):
+        if existing and (self.updating or chunk.tag_names):
             self._sql(self._FIND_EXISTING)
         if self.updating:
             self._update_existing(chunk, existing)
         else:
             self.counts.skipped_existing += existing
-        if chunk.tagged:
-            self._sql(self._TAGS)
-            self._sql(self._TAG_CONTACTS)
+        if chunk.tag_names:
+            self._tag(chunk.tag_names)
         if self.room is not None:
             self.room = max(0, self.room - created)
+
+    def _tag(self, names: set[str]) -> None:
+        if not names <= self.known_tags:  # a file repeats a few tags: the first chunks create them
+            self._sql(self._TAGS)
+            self.known_tags |= names
+        self._sql(self._TAG_CONTACTS)
 
     def _update_existing(self, chunk: StagedChunk, existing: int) -> None:
         if not existing:
