@@ -16,11 +16,12 @@ import threading
 import time
 import traceback
 
-from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import ClientDisconnected, InternalServerError
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
 NO_BODY_STATUSES = {204, 304}
+DISCARD_CHUNK_BYTES = 1024 * 1024
 SINGLE_WRITE_BYTES = 64 * 1024  # larger bodies (media downloads) go in a second write, not copied into one
 
 
@@ -41,10 +42,18 @@ class KeepAliveRequestHandler(WSGIRequestHandler):
             self.close_connection = True
             status, headers, body = self._call(InternalServerError(), environ)
         if body_in is None:
-            self.close_connection = True  # a chunked body the app left unread: the stream position is unknown
+            self.close_connection = True  # a chunked body: Werkzeug's reader knows where it ends, this one does not
         else:
-            body_in.exhaust()
+            self._discard_unread(body_in)
         self._answer(status, headers, body)
+
+    def _discard_unread(self, body_in: LimitedStream) -> None:
+        """Read what the app left of the body (an upload refused as too large, say), a chunk at a time."""
+        try:
+            while body_in.read(DISCARD_CHUNK_BYTES):
+                pass
+        except ClientDisconnected:
+            self.close_connection = True
 
     def _bounded_input(self, environ: dict) -> LimitedStream | None:
         """The request body as a stream that ends at Content-Length; None for chunked bodies (Werkzeug's own)."""
