@@ -4,9 +4,10 @@
 
 Builds the same CSV as bench/contacts.py, runs contact_import.run_import twice on a database of its
 own (first run: creates; second run: changes nothing), and prints CPU µs per row per thread and the
-top functions of each thread by own time; with PostgreSQL on this machine, also the CPU its backend spent
-per row (the import's other half, which wall-clock SQL timings blur when the machine is busy). PROFILE_OFF=1 measures the CPU per row without cProfile
-(whose per-call overhead inflates call-heavy code such as phone parsing several times over).
+top functions of each thread by own time; with PostgreSQL on this machine, also the CPU its backend
+spent per row (the import's other half, which wall-clock SQL timings blur when the machine is busy).
+PROFILE_OFF=1 measures the CPU per row without cProfile (whose per-call overhead inflates call-heavy
+code such as phone parsing several times over).
 """
 
 from __future__ import annotations
