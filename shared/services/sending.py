@@ -47,6 +47,7 @@ log = structlog.get_logger(__name__)
 
 LEASE_PREFIX = "pytake:sends:dispatcher:"
 UNSENT_PREFIX = "pytake:sends:unsent:"
+WAKE_PREFIX = "pytake:sends:wake:"
 LEASE_SECONDS = 10.0  # renewed every couple of seconds by a live dispatcher; a dead one's lapses this soon
 UNSENT_TTL_SECONDS = 7 * 24 * 3600
 URGENT_SENDERS = (SenderType.agent, SenderType.system, SenderType.bot)  # a person is waiting on these
@@ -58,6 +59,15 @@ _RENEW = """
 local held = redis.call('GET', KEYS[1])
 if held == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 if not held then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+"""
+# Take the number's lease, or, when a dispatcher holds it, leave it one wake-up (an idle dispatcher waits
+# on that list, so a message queued while it waits for a retry leaves at once, not after the wait).
+_TAKE_OR_WAKE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+redis.call('LPUSH', KEYS[2], '1')
+redis.call('LTRIM', KEYS[2], 0, 0)
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
 return 0
 """
 _RELEASE = """
@@ -72,6 +82,21 @@ def lease_key(number_id: uuid.UUID | str) -> str:
 
 def unsent_key(number_id: uuid.UUID | str) -> str:
     return f"{UNSENT_PREFIX}{number_id}"
+
+
+def wake_key(number_id: uuid.UUID | str) -> str:
+    return f"{WAKE_PREFIX}{number_id}"
+
+
+def take_lease_or_wake(number_id: uuid.UUID | str, token: str) -> bool:
+    """True: the lease is ours, start a dispatcher. False: one holds it, and it is woken if it waits idle."""
+    return bool(script(_TAKE_OR_WAKE)(keys=[lease_key(number_id), wake_key(number_id)],
+                                      args=[token, int(LEASE_SECONDS * 1000)]))
+
+
+def wait_for_work(number_id: uuid.UUID | str, seconds: float) -> None:
+    """The idle dispatcher's wait: `seconds`, or less when a message is queued on the number meanwhile."""
+    get_redis().blpop([wake_key(number_id)], timeout=seconds)
 
 
 def take_lease(number_id: uuid.UUID | str, token: str) -> bool:
@@ -93,7 +118,7 @@ def arm(pairs: Iterable[tuple[str, str]]) -> int:
     for number_id, org_id in dict.fromkeys(pairs):
         token = uuid.uuid4().hex
         try:
-            if not take_lease(number_id, token):
+            if not take_lease_or_wake(number_id, token):
                 continue  # a dispatcher holds it: it claims what was just committed on its next loop
             publish_now(DISPATCH_NUMBER, number_id=number_id, org_id=org_id, lease=token)
             started += 1

@@ -44,7 +44,8 @@ SEND_THREADS = 16  # requests in flight per dispatcher: enough to keep 1,000/s g
 MAX_BATCH = 200
 BATCH_HORIZON_SECONDS = 0.25  # a batch holds about this much of the number's pace (what a SIGKILL leaves in doubt)
 MAX_RUN_SECONDS = 20.0  # then the dispatcher hands its lease to a fresh task, so other numbers get the pool too
-IDLE_WAIT_SECONDS = 2.0  # a retry due this soon is waited for here; later ones re-arm the dispatcher by countdown
+IDLE_WAIT_SECONDS = 2.0  # a retry due this soon is waited for here (a message queued meanwhile ends the wait);
+# later ones re-arm the dispatcher by countdown
 MAX_COUNTDOWN_SECONDS = 60.0  # beyond that the sweep re-arms (no far-future ETAs, DESIGN §4.6)
 RENEW_EVERY_SECONDS = 2.0
 SPAN_GUARD_SECONDS = 0.002  # a request leaves at least 1 s plus this after the one `throughput` before came back
@@ -160,7 +161,7 @@ def dispatch_number(self, number_id: str, org_id: str, lease: str | None = None)
             with unit_of_work() as session:
                 due_in = sending.next_due_in(session, number_id=number_uuid)
             if due_in is not None and due_in <= IDLE_WAIT_SECONDS:
-                time.sleep(min(due_in, IDLE_WAIT_SECONDS) + 0.01)
+                sending.wait_for_work(number_id, min(due_in, IDLE_WAIT_SECONDS) + 0.01)
                 continue
             sending.release_lease(number_id, token)
             # A message committed while we held the lease did not publish: look once more, now that it is free.
