@@ -86,6 +86,9 @@ def _ping_connections_left_idle(engine: Engine) -> None:
         try:
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
+            # The ping opened a transaction: end it, or an autocommit checkout (the webhook intake's
+            # session) cannot switch the connection to autocommit and fails.
+            dbapi_connection.rollback()
         except Exception as exc:  # any failure here means this connection is gone: the pool opens another
             raise DisconnectionError(str(exc)) from exc
 

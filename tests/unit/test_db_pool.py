@@ -48,3 +48,19 @@ def test_a_connection_dropped_while_in_steady_use_fails_once_then_the_pool_recov
         assert _backend_pid() != dropped  # the pool was dropped with it: the next checkout is a new connection
     finally:
         db.dispose_engine()
+
+
+def test_a_connection_pinged_after_idling_serves_an_autocommit_session(migrated, monkeypatch):
+    """The webhook intake's session is autocommit; the idle ping must not leave its connection in a transaction."""
+    db.dispose_engine()
+    try:
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)  # every checkout pings
+        _backend_pid()  # the pool now holds a connection that sat idle
+        session = db.new_autocommit_session()
+        try:
+            assert session.execute(text("SELECT 1")).scalar_one() == 1
+            assert db.driver_connection(session).autocommit
+        finally:
+            session.close()
+    finally:
+        db.dispose_engine()
