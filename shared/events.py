@@ -150,12 +150,10 @@ def events_for(
 # -- appending without waiting ------------------------------------------------------------------
 #
 # A web request whose transaction committed need not wait for the event log: `append_events_soon`
-# hands its lines to this process's writer thread, which appends what gathered in one insert_many.
-# A line waits at most LINGER_SECONDS for others to share its write (per-call cost dominates: 2 lines
-# a call cost the stand-in 0.43 ms each, 100 lines 0.12 ms). `events_for` and the interpreter's exit
-# have the writer write at once, so a client reads what its own request wrote.
-LINGER_SECONDS = 0.05
-BATCH_LINES = 500
+# hands its lines to this process's writer thread, which appends whatever has gathered in one
+# insert_many (the lines of requests that commit while a write is in flight go in the next one).
+# Lines wait in memory only while a write is in flight; they are written at interpreter exit, and
+# `events_for` first waits for this process's own, so a client reads what its request wrote.
 
 
 class _Writer:
@@ -163,7 +161,6 @@ class _Writer:
         self._condition = threading.Condition()
         self._pending: list[dict[str, Any]] = []
         self._writing = 0  # lines in the insert_many in flight
-        self._write_now = False  # a reader or the exit is waiting: no lingering
         self._pid: int | None = None
 
     def submit(self, entries: list[dict[str, Any]]) -> None:
@@ -176,17 +173,13 @@ class _Writer:
 
     def wait_until_written(self, timeout: float = 10.0) -> None:
         with self._condition:
-            self._write_now = True
-            self._condition.notify_all()
             self._condition.wait_for(lambda: not self._pending and not self._writing, timeout)
 
     def _run(self) -> None:
         while True:
             with self._condition:
                 self._condition.wait_for(lambda: self._pending)
-                self._condition.wait_for(lambda: len(self._pending) >= BATCH_LINES or self._write_now,
-                                         timeout=LINGER_SECONDS)
-                batch, self._pending, self._write_now = self._pending, [], False
+                batch, self._pending = self._pending, []
                 self._writing = len(batch)
             try:
                 append_events(batch)
@@ -200,7 +193,7 @@ class _Writer:
     def forget_after_fork(self) -> None:
         """A forked child starts with no lines and no writer (its parent writes its own)."""
         self._condition = threading.Condition()
-        self._pending, self._writing, self._write_now, self._pid = [], 0, False, None
+        self._pending, self._writing, self._pid = [], 0, None
 
 
 _writer = _Writer()
