@@ -2,8 +2,7 @@
 
 `audit_on_commit` records the entry only if the transaction that made the change commits
 (an audit of something that was rolled back would be a lie), batched with the transaction's other
-entries (shared/aftercommit.py); a web server appends them without waiting (`append_without_waiting`);
-`audit_now` is for events
+entries (shared/aftercommit.py); `audit_now` is for events
 that change no row, such as a refused sign-in.
 """
 
@@ -72,21 +71,8 @@ def _append(entry: dict[str, Any]) -> None:
         log.exception("audit.append_failed", action=entry["event"], subject_id=str(entry["subject_id"]))
 
 
-_without_waiting = False
-
-
-def append_without_waiting() -> None:
-    """This process (a web server) hands its committed transactions' entries to the event log's writer
-    thread (events.append_events_soon) instead of waiting for MongoDB before it answers."""
-    global _without_waiting
-    _without_waiting = True
-
-
 def _append_all(entries: list[dict[str, Any]]) -> None:
     """A transaction's entries in one write (a send's steps, a payload's messages), not one round trip each."""
-    if _without_waiting:
-        events.append_events_soon(entries)
-        return
     try:
         events.append_events(entries)
     except Exception:

@@ -10,14 +10,10 @@ exactly these operations against the configured server.
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
-import os
-import threading
 import uuid
 from typing import Any
 
-import structlog
 from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import BulkWriteError
 from pymongo.database import Database
@@ -27,7 +23,6 @@ from shared.settings import get_settings
 
 EVENTS = "events"
 _client: MongoClient | None = None
-log = structlog.get_logger(__name__)
 
 
 class EventStoreNotConfiguredError(RuntimeError):
@@ -136,8 +131,7 @@ def _document(
 def events_for(
     *, org_id: uuid.UUID | str, subject_type: str, subject_id: uuid.UUID | str, limit: int = 100
 ) -> list[dict[str, Any]]:
-    """A subject's timeline, oldest first (with what this process is still appending)."""
-    _writer.wait_until_written()
+    """A subject's timeline, oldest first."""
     cursor = (
         get_database()[EVENTS]
         .find({"org_id": str(org_id), "subject_type": subject_type, "subject_id": str(subject_id)})
@@ -145,63 +139,3 @@ def events_for(
         .limit(limit)
     )
     return list(cursor)
-
-
-# -- appending without waiting ------------------------------------------------------------------
-#
-# A web request whose transaction committed need not wait for the event log: `append_events_soon`
-# hands its lines to this process's writer thread, which appends whatever has gathered in one
-# insert_many (the lines of requests that commit while a write is in flight go in the next one).
-# Lines wait in memory only while a write is in flight; they are written at interpreter exit, and
-# `events_for` first waits for this process's own, so a client reads what its request wrote.
-
-
-class _Writer:
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._pending: list[dict[str, Any]] = []
-        self._writing = 0  # lines in the insert_many in flight
-        self._pid: int | None = None
-
-    def submit(self, entries: list[dict[str, Any]]) -> None:
-        with self._condition:
-            if self._pid != os.getpid():
-                self._pid = os.getpid()
-                threading.Thread(target=self._run, name="event-log-writer", daemon=True).start()
-            self._pending.extend(entries)
-            self._condition.notify_all()
-
-    def wait_until_written(self, timeout: float = 10.0) -> None:
-        with self._condition:
-            self._condition.wait_for(lambda: not self._pending and not self._writing, timeout)
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                self._condition.wait_for(lambda: self._pending)
-                batch, self._pending = self._pending, []
-                self._writing = len(batch)
-            try:
-                append_events(batch)
-            except Exception:  # the changes stand; a lost line is logged loudly, as a synchronous append's is
-                log.exception("events.append_failed", entries=len(batch), actions=sorted({e["event"] for e in batch}))
-            finally:
-                with self._condition:
-                    self._writing = 0
-                    self._condition.notify_all()
-
-    def forget_after_fork(self) -> None:
-        """A forked child starts with no lines and no writer (its parent writes its own)."""
-        self._condition = threading.Condition()
-        self._pending, self._writing, self._pid = [], 0, None
-
-
-_writer = _Writer()
-os.register_at_fork(after_in_child=_writer.forget_after_fork)
-atexit.register(_writer.wait_until_written)
-
-
-def append_events_soon(entries: list[dict[str, Any]]) -> None:
-    """`append_events` by this process's writer thread: the caller does not wait for MongoDB."""
-    if entries:
-        _writer.submit(entries)

@@ -9,7 +9,6 @@ from flask import Flask, send_from_directory
 from flask_cors import CORS
 from swagger_ui_bundle import swagger_ui_path
 
-from shared import audit
 from shared.logs import configure_logging
 from shared.settings import Settings, get_settings, use_settings
 from web import auth
@@ -25,7 +24,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         use_settings(settings)
     settings = get_settings()
     configure_logging(settings)
-    audit.append_without_waiting()  # a response never waits for the event log
 
     app = Flask(__name__)
     app.config.update(

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
-from structlog.testing import capture_logs
 
 import web.db
-from shared import db, events
+from shared import db
 from shared.models import Contact, Direction, Message
 from shared.models.base import utcnow
 from shared.services import messages
@@ -151,35 +148,3 @@ def test_another_organizations_or_a_malformed_conversation_is_not_found(deliver,
     assert (refused.status_code, refused.get_json()["code"]) == (404, "conversation_not_found")
     malformed = client.post("/api/v1/conversations/not-a-uuid/messages", json=text("Hi"), headers=admin_headers)
     assert (malformed.status_code, malformed.get_json()["code"]) == (404, "conversation_not_found")
-
-
-def test_the_queued_line_is_on_the_timeline_as_soon_as_the_reply_is_answered(deliver, db_session, client,
-                                                                             admin_headers, admin):
-    deliver(inbound(text("Hi")))
-    conversation = the_conversation(db_session)
-    reply_id = _reply(client, conversation, admin_headers).get_json()["id"]
-    timeline = client.get(f"/api/v1/conversations/{conversation.id}/timeline", headers=admin_headers).get_json()
-    [queued] = [e for e in timeline if e["event"] == "messages.queued"]
-    assert queued["data"]["message_id"] == reply_id and queued["actor"] == str(admin.id)
-    assert queued["data"]["ip"] == "127.0.0.1"  # who queued it, from where: written by the request's process
-
-
-def test_a_failed_background_append_is_logged_and_the_next_lines_still_land(migrated, monkeypatch):
-    subject = str(uuid.uuid4())
-    line = {"org_id": subject, "subject_type": "conversation", "subject_id": subject, "actor": None, "data": {}}
-    append, calls = events.append_events, []
-
-    def down_once(entries):
-        calls.append(entries)
-        if len(calls) == 1:
-            raise ConnectionError("the event log is down")
-        return append(entries)
-
-    monkeypatch.setattr(events, "append_events", down_once)
-    with capture_logs() as logged:
-        events.append_events_soon([{**line, "event": "messages.lost"}])
-        events.events_for(org_id=subject, subject_type="conversation", subject_id=subject)  # waits for the write
-        events.append_events_soon([{**line, "event": "messages.queued"}])
-        trail = events.events_for(org_id=subject, subject_type="conversation", subject_id=subject)
-    assert [e["event"] for e in trail] == ["messages.queued"]
-    assert [e["event"] for e in logged if e["log_level"] == "error"] == ["events.append_failed"]
