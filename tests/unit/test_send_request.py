@@ -148,3 +148,14 @@ def test_another_organizations_or_a_malformed_conversation_is_not_found(deliver,
     assert (refused.status_code, refused.get_json()["code"]) == (404, "conversation_not_found")
     malformed = client.post("/api/v1/conversations/not-a-uuid/messages", json=text("Hi"), headers=admin_headers)
     assert (malformed.status_code, malformed.get_json()["code"]) == (404, "conversation_not_found")
+
+
+def test_the_queued_line_is_on_the_timeline_with_who_and_from_where(deliver, db_session, client, admin_headers,
+                                                                    admin):
+    deliver(inbound(text("Hi")))
+    conversation = the_conversation(db_session)
+    reply_id = _reply(client, conversation, admin_headers).get_json()["id"]
+    timeline = client.get(f"/api/v1/conversations/{conversation.id}/timeline", headers=admin_headers).get_json()
+    [queued] = [e for e in timeline if e["event"] == "messages.queued"]
+    assert queued["data"]["message_id"] == reply_id and queued["actor"] == str(admin.id)
+    assert queued["data"]["ip"] == "127.0.0.1"
