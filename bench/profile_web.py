@@ -4,7 +4,9 @@
 
 A database of its own (migrated, dropped afterwards) and a Redis database index of its own (15, flushed).
 The requests go through the Flask test client with cProfile around them (after a warm-up); prints the
-CPU and wall time per request, the SQL statements per request, and the top functions by cumulative time.
+CPU and wall time per request, the SQL statements per request that go through SQLAlchemy (those sent
+on the driver connection directly, as the intake's INSERT and the send request's two, are not counted),
+and the top functions by cumulative time.
 Half the requests run without the profiler (the real CPU per request), half under it.
 The test client adds its own cost (the WSGI environ), about 0.1 ms per request.
 """
