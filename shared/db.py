@@ -128,7 +128,7 @@ def new_autocommit_session() -> Session:
 def driver_connection(session: Session) -> "psycopg.Connection":
     """The session's own psycopg connection, inside its transaction.
 
-    For the few statements on a hot path (the send request) where SQLAlchemy's per-statement Python
+    For the few statements on a hot path (the send request, the webhook intake) where SQLAlchemy's per-statement Python
     (compile-cache lookup, the tenancy hook, result and ORM processing) costs several times the
     round trip itself. These statements name their organization explicitly: the tenancy hook does
     not see them.

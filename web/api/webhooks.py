@@ -46,9 +46,8 @@ class WhatsAppWebhook(MethodView):
     def post(self):
         """Receive events: the signature is checked over the raw bytes, the body stored, and 200 returned at once."""
         try:
-            intake = webhooks.receive_webhook(
-                get_session(single_statement=True), body=request.get_data(cache=False), signature=request.headers.get("X-Hub-Signature-256")
-            )
+            intake = webhooks.receive_webhook(get_session(single_statement=True), body=request.get_data(cache=False),
+                                              signature=request.headers.get("X-Hub-Signature-256"))
         except webhooks.WebhookSignatureError as exc:
             raise WebhookSignatureRefusedError("The X-Hub-Signature-256 header does not match the body") from exc
         return {"status": "received" if intake.event_id else "duplicate"}
