@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from shared.db import driver_connection
 from shared.models import Organization
 from shared.services import plans
 from shared.services.contact_import_rows import RowError, StagedChunk
@@ -180,7 +181,7 @@ class ChunkWriter:
             self.counts.opted_in += self._sql(self._OPT_IN_EXISTING, **self.consent)
 
     def _copy(self, chunk: StagedChunk) -> None:
-        cursor = self.session.connection().connection.dbapi_connection.cursor()
+        cursor = driver_connection(self.session).cursor()
         cursor.execute("TRUNCATE import_rows")
         with cursor.copy(self._COPY) as copy:
             copy.write(chunk.data())

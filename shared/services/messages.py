@@ -308,7 +308,7 @@ def _timeline(session: Session, message: Message, step: str, *, actor_id: uuid.U
 
 def conversation_for_recipient(session: Session, *, org: Organization, number_id: uuid.UUID,
                                to: str | None = None, contact_id: uuid.UUID | None = None) -> Conversation:
-    """The conversation a direct send goes into: the contact's context on that number, opened if new."""
+    """The conversation a direct send goes into: the contact's thread on that number, opened if new."""
     number = numbers.get_number(session, org_id=org.id, number_id=number_id)
     if contact_id is not None:
         contact = contacts.get_contact(session, org_id=org.id, contact_id=contact_id)
