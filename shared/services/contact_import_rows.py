@@ -54,9 +54,10 @@ class RowError:
 
 
 def _split_tags(cell: str) -> list[str]:
+    """The cell's tags, each once (the writer inserts a new contact's tags without ON CONFLICT)."""
     for separator in TAG_SEPARATORS:
         if separator in cell:
-            return [part.strip()[:100] for part in cell.split(separator) if part.strip()]
+            return list(dict.fromkeys(part.strip()[:100] for part in cell.split(separator) if part.strip()))
     return [cell.strip()[:100]] if cell.strip() else []
 
 

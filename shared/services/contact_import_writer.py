@@ -6,6 +6,7 @@ One COPY into a temporary table, then set-wise SQL: new contacts, consent events
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -62,16 +63,19 @@ class ChunkWriter:
         CREATE TEMP TABLE IF NOT EXISTS import_rows (
             row_number int, identity_key text, phone_e164 text, wa_id text, name text, email text,
             language text, lifecycle_stage text, custom_attributes jsonb, tags text, opt_in boolean,
-            contact_id uuid, is_new boolean NOT NULL DEFAULT false
+            contact_id uuid, existing boolean NOT NULL DEFAULT false
         ) ON COMMIT DROP
     """
     _COPY = (
         "COPY import_rows (row_number, identity_key, phone_e164, wa_id, name, email, language, lifecycle_stage, "
         "custom_attributes, tags, opt_in) FROM STDIN (FORMAT csv)"
     )
-    # ON CONFLICT finds the rows that exist already: they keep contact_id NULL for _FIND_EXISTING.
-    _INSERT = """
-        WITH inserted AS (
+    # One statement per chunk writes the new contacts, their consent events and their tags: the new
+    # contacts' ids never go back into import_rows (an UPDATE of every row of the chunk cost more
+    # than the tags themselves). A new contact has no tags yet and a row names a tag once
+    # (_split_tags), so their tags need no ON CONFLICT. ON CONFLICT finds the rows that exist already.
+    _INSERTED = """
+        inserted AS (
             INSERT INTO contacts (organization_id, identity_key, phone_e164, wa_id, name, email, language,
                                   lifecycle_stage, custom_attributes, marketing_consent)
             SELECT :org, identity_key, phone_e164, wa_id, name, email, language, coalesce(lifecycle_stage, 'lead'),
@@ -84,18 +88,34 @@ class ChunkWriter:
             INSERT INTO consent_events (organization_id, contact_id, action, scope, source, actor, evidence)
             SELECT :org, id, 'opt_in', 'marketing', 'import', :actor, :evidence
             FROM inserted WHERE marketing_consent = 'opted_in'
-        ), marked AS (
-            UPDATE import_rows r SET contact_id = inserted.id, is_new = true
-            FROM inserted WHERE r.identity_key = inserted.identity_key
-        )
-        SELECT count(*), count(*) FILTER (WHERE marketing_consent = 'opted_in') FROM inserted
+        )"""
+    _NEW_TAGS = """, tagged AS (
+            INSERT INTO contact_tags (contact_id, tag_id)
+            SELECT i.id, t.id
+            FROM inserted i JOIN import_rows r ON r.identity_key = i.identity_key
+            CROSS JOIN LATERAL unnest(string_to_array(r.tags, '|')) AS wanted(name)
+            JOIN tags t ON t.organization_id = :org AND t.name = wanted.name
+        )"""
+    # The rows that were not inserted, marked with their contact's id when the chunk needs it (tags,
+    # update mode): one index probe per existing row. The statement's snapshot predates its inserts.
+    _EXISTING = """, existing AS (
+            UPDATE import_rows r SET existing = true, contact_id = (
+                SELECT c.id FROM contacts c
+                WHERE c.organization_id = :org AND c.identity_key = r.identity_key AND c.deleted_at IS NULL
+            )
+            WHERE NOT EXISTS (SELECT 1 FROM inserted i WHERE i.identity_key = r.identity_key)
+            RETURNING r.contact_id
+        )"""
+    _COUNTS = """
+        SELECT count(*), count(*) FILTER (WHERE marketing_consent = 'opted_in'), {found} FROM inserted
     """
+    # A contact another transaction committed while ON CONFLICT waited for it is not in that snapshot.
     _FIND_EXISTING = """
         UPDATE import_rows r SET contact_id = (
             SELECT c.id FROM contacts c
             WHERE c.organization_id = :org AND c.identity_key = r.identity_key AND c.deleted_at IS NULL
         )
-        WHERE r.contact_id IS NULL
+        WHERE r.existing AND r.contact_id IS NULL
     """
     _UPDATE = """
         UPDATE contacts c SET
@@ -103,7 +123,7 @@ class ChunkWriter:
             language = coalesce(r.language, c.language), lifecycle_stage = coalesce(r.lifecycle_stage, c.lifecycle_stage),
             custom_attributes = c.custom_attributes || coalesce(r.custom_attributes, '{}'), updated_at = now()
         FROM import_rows r
-        WHERE c.id = r.contact_id AND NOT r.is_new AND (
+        WHERE c.id = r.contact_id AND r.existing AND (
             (r.name IS NOT NULL AND r.name IS DISTINCT FROM c.name)
             OR (r.email IS NOT NULL AND r.email IS DISTINCT FROM c.email)
             OR (r.language IS NOT NULL AND r.language IS DISTINCT FROM c.language)
@@ -115,7 +135,7 @@ class ChunkWriter:
         WITH changed AS (
             UPDATE contacts c SET marketing_consent = 'opted_in'
             FROM import_rows r
-            WHERE c.id = r.contact_id AND NOT r.is_new AND r.opt_in AND c.marketing_consent <> 'opted_in'
+            WHERE c.id = r.contact_id AND r.existing AND r.opt_in AND c.marketing_consent <> 'opted_in'
             RETURNING c.id
         )
         INSERT INTO consent_events (organization_id, contact_id, action, scope, source, actor, evidence)
@@ -126,12 +146,13 @@ class ChunkWriter:
         SELECT DISTINCT :org, tag FROM import_rows, unnest(string_to_array(tags, '|')) AS tag
         ON CONFLICT (organization_id, name) DO NOTHING
     """
+    # Tags for the contacts that exist already (in both modes); they may have some of them.
     _TAG_CONTACTS = """
         INSERT INTO contact_tags (contact_id, tag_id)
         SELECT r.contact_id, t.id
         FROM import_rows r CROSS JOIN LATERAL unnest(string_to_array(r.tags, '|')) AS wanted(name)
         JOIN tags t ON t.organization_id = :org AND t.name = wanted.name
-        WHERE r.contact_id IS NOT NULL
+        WHERE r.existing AND r.contact_id IS NOT NULL
         ON CONFLICT DO NOTHING
     """
 
@@ -150,26 +171,33 @@ class ChunkWriter:
     def write(self, chunk: StagedChunk) -> None:
         self._copy(chunk)
         admitted = chunk.size - self._enforce_plan_limit()
-        created, opted_in = self.session.execute(text(self._INSERT), {"org": self.org.id, **self.consent}).one()
+        tagging, finding = bool(chunk.tag_names), self.updating or bool(chunk.tag_names)
+        if tagging and not chunk.tag_names <= self.known_tags:  # a file repeats a few tags: the first chunks create them
+            self._sql(self._TAGS)
+            self.known_tags |= chunk.tag_names
+        created, opted_in, found = self.session.execute(
+            text(self._insert(tagging, finding)), {"org": self.org.id, **self.consent}
+        ).one()
         existing = admitted - created
         self.counts.created += created
         self.counts.opted_in += opted_in
-        if existing and (self.updating or chunk.tag_names):
+        if finding and found < existing:
             self._sql(self._FIND_EXISTING)
         if self.updating:
             self._update_existing(chunk, existing)
         else:
             self.counts.skipped_existing += existing
-        if chunk.tag_names:
-            self._tag(chunk.tag_names)
+        if tagging and existing:
+            self._sql(self._TAG_CONTACTS)
         if self.room is not None:
             self.room = max(0, self.room - created)
 
-    def _tag(self, names: set[str]) -> None:
-        if not names <= self.known_tags:  # a file repeats a few tags: the first chunks create them
-            self._sql(self._TAGS)
-            self.known_tags |= names
-        self._sql(self._TAG_CONTACTS)
+    @classmethod
+    @functools.cache
+    def _insert(cls, tagging: bool, finding: bool) -> str:
+        """The chunk's one statement: new contacts, their consent events and tags; existing rows marked when needed."""
+        return "WITH" + cls._INSERTED + (cls._NEW_TAGS if tagging else "") + (cls._EXISTING if finding else "") + \
+            cls._COUNTS.format(found="(SELECT count(contact_id) FROM existing)" if finding else "0")
 
     def _update_existing(self, chunk: StagedChunk, existing: int) -> None:
         if not existing:

@@ -190,6 +190,43 @@ def test_names_and_tags_are_stored_as_written_whatever_their_characters(db_sessi
     assert sorted(tag.name for tag in stored[0].tags) == ['a "b", c; d', "e"]
 
 
+def test_tags_reach_new_and_existing_contacts_in_both_modes_across_chunks(db_session, organization, importing,
+                                                                         monkeypatch):
+    """New contacts take their tags in the insert's own statement; existing ones are found and tagged after it."""
+    from shared.services import contact_import
+
+    monkeypatch.setattr(contact_import, "CHUNK", 2)  # several chunks: tags known from earlier chunks, new ones later
+    upload, run = importing
+    existing = contacts.find_by_phone(db_session, org_id=organization.id, identity_key="16505550001")
+    contacts.create_contact(db_session, org=organization, phone="+16505550020", tag_names=["vip"])
+    columns = {"Telefone": "phone", "Etiquetas": "tags", "Aceita ofertas": "marketing_opt_in"}
+
+    def tags_of():
+        db_session.expire_all()
+        found = db_session.execute(select(Contact).where(Contact.organization_id == organization.id)).scalars()
+        return {c.phone_e164: sorted(t.name for t in c.tags) for c in found}
+
+    first = csv_bytes(["Telefone;Etiquetas;Aceita ofertas", "+16505550001;vip|sp;", "+16505550010;vip|vip;sim",
+                       "+16505550011;rj;", "+16505550012;;sim", "+16505550020;vip, rj;", "+16505550013;sp,new;"])
+    result = run(upload(first)["id"], columns=columns)
+    assert (result["created"], result["skipped_existing"], result["opted_in"], result["updated"]) == (4, 2, 2, 0)
+    assert tags_of() == {
+        "+16505550001": ["sp", "vip"], "+16505550010": ["vip"], "+16505550011": ["rj"], "+16505550012": [],
+        "+16505550020": ["rj", "vip"], "+16505550013": ["new", "sp"],
+    }
+    assert existing.marketing_consent.value == "unknown"
+
+    second = csv_bytes(["Telefone;Etiquetas;Aceita ofertas", "+16505550001;later|vip;sim", "+16505550014;later;",
+                        "+16505550012;;sim", "+16505550010;;"])
+    result = run(upload(second)["id"], mode="update_existing", columns=columns)
+    assert (result["created"], result["unchanged"], result["opted_in"], result["skipped_existing"]) == (1, 3, 1, 0)
+    tags = tags_of()
+    assert (tags["+16505550001"], tags["+16505550014"], tags["+16505550010"]) == (["later", "sp", "vip"], ["later"],
+                                                                                  ["vip"])
+    db_session.refresh(existing)
+    assert existing.marketing_consent.value == "opted_in"
+
+
 def test_the_plan_limit_holds_on_import_and_the_rest_is_reported(client, db_session, login):
     org = make_org(db_session, plan_code="free")
     org.plan.max_contacts = 1
