@@ -21,6 +21,7 @@ import codecs
 import csv
 import io
 import queue
+import sys
 import threading
 import tempfile
 import uuid
@@ -40,6 +41,10 @@ from shared.storage import get_storage
 
 CHUNK = 5000
 READ_AHEAD = 8  # chunks parsed and waiting for the writer: a few MB
+# While the parser thread runs, the writer waits up to this long for the GIL each time PostgreSQL
+# answers a statement (CPython's default is 5 ms): at the default, PostgreSQL sat idle for 15-20% of
+# the import, waiting for its next statement.
+SWITCH_INTERVAL = 0.0005
 SAMPLE_BYTES = 64 * 1024
 PREVIEW_ROWS = 20
 PLAIN_FIELDS = {"phone", *PROFILE_FIELDS, "tags", "marketing_opt_in"}
@@ -252,7 +257,8 @@ def _read_ahead(chunks: Iterator[StagedChunk]) -> Iterator[StagedChunk]:
 
     Parsing (phone numbers above all) is Python work; writing is mostly waiting on PostgreSQL,
     which releases the GIL, so the two overlap. The parser may run READ_AHEAD chunks ahead: far
-    enough to be done early and leave the GIL to the writer, and memory stays bounded.
+    enough to be done early and leave the GIL to the writer, and memory stays bounded. Until it is
+    done, a short switch interval hands the GIL back to the writer as soon as a statement returns.
     """
     ready: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
     done, stopped = object(), threading.Event()
@@ -276,6 +282,8 @@ def _read_ahead(chunks: Iterator[StagedChunk]) -> Iterator[StagedChunk]:
             put(exc)
 
     parser = threading.Thread(target=parse, name="import-parser", daemon=True)
+    interval = sys.getswitchinterval()  # process-wide: restored when the import ends
+    sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
     parser.start()
     try:
         while (item := ready.get()) is not done:
@@ -285,6 +293,7 @@ def _read_ahead(chunks: Iterator[StagedChunk]) -> Iterator[StagedChunk]:
     finally:
         stopped.set()
         parser.join()
+        sys.setswitchinterval(interval)
 
 
 def _save_report(record: ContactImport, errors: list[RowError]) -> str:

@@ -298,3 +298,15 @@ def test_an_import_that_fails_midway_stops_reading_the_file():
     next(ahead)
     ahead.close()  # the writer failed: the parser thread must not go on through the file
     assert len(read) < 100
+
+
+def test_the_import_hands_the_gil_back_quickly_and_restores_the_switch_interval():
+    import sys
+
+    from shared.services.contact_import import SWITCH_INTERVAL, _read_ahead
+
+    before = sys.getswitchinterval()
+    ahead = _read_ahead(iter(range(3)))
+    assert next(ahead) == 0 and sys.getswitchinterval() == min(before, SWITCH_INTERVAL)
+    ahead.close()
+    assert sys.getswitchinterval() == before
