@@ -47,6 +47,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import psycopg
 import redis
 from alembic import command
@@ -276,6 +277,8 @@ class Result:
     finished: float = 0.0
     unsent: int = 0
     client_cpu: float = 0.0  # CPU seconds the senders spent in the timed phase
+    server_cpu: float = 0.0  # CPU seconds of the server's workers in the closed loop
+    machine_cpu: float = 0.0  # CPU seconds of the whole machine (every process) in the closed loop
 
     def merge(self, other: "Result") -> None:
         self.ok += other.ok
@@ -394,6 +397,11 @@ class Server:
         except FileNotFoundError:
             return "(no log)"
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU of the master and its workers so far."""
+        master = psutil.Process(self.process.pid)
+        return sum(sum(p.cpu_times()[:2]) for p in [master, *master.children(recursive=True)])
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()  # SIGTERM: gunicorn's graceful shutdown (--graceful-timeout 5)
@@ -405,7 +413,7 @@ class Server:
 
 
 def start_gunicorn(name: str, module: str, cwd: Path, env: dict[str, str], work_dir: Path) -> Server:
-    """The Procfile's web line, minus the access log: --workers ${WEB_CONCURRENCY:-2} --graceful-timeout 5.
+    """The Procfile's web line, minus the access log: gunicorn -c gunicorn.conf.py (the project's web settings).
 
     Each master gets a control socket of its own: gunicorn's default, $HOME/.gunicorn/gunicorn.ctl, is one
     path for every gunicorn of the user, so a bench server would take over (and on exit delete) the one of
@@ -416,7 +424,7 @@ def start_gunicorn(name: str, module: str, cwd: Path, env: dict[str, str], work_
     log_path = work_dir / f"{name}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(
-            [gunicorn, "--bind", f"127.0.0.1:{port}", "--workers", WORKERS, "--graceful-timeout", "5",
+            [gunicorn, "-c", str(PROJECT_ROOT / "gunicorn.conf.py"), "--bind", f"127.0.0.1:{port}",
              "--control-socket", str(work_dir / f"{name}.ctl"), module],
             cwd=cwd, env=env, stdout=log_file, stderr=subprocess.STDOUT,
         )
@@ -443,6 +451,13 @@ def wait_ready(server: Server, secret: bytes) -> None:
 
 
 # -- the run --------------------------------------------------------------------------------
+
+
+def machine_cpu_seconds() -> float:
+    """CPU seconds every core has spent busy since boot (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        fields = [int(value) for value in handle.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(samples: list[float], pct: float) -> float:
@@ -489,7 +504,10 @@ def main() -> None:
 
         figures = {}
         for server in servers:
+            server_cpu, machine_cpu = server.cpu_seconds(), machine_cpu_seconds()
             closed = run_load("closed", server.port, secret, REQUESTS, CLOSED_CLIENTS)
+            closed.server_cpu = server.cpu_seconds() - server_cpu
+            closed.machine_cpu = machine_cpu_seconds() - machine_cpu
             figures[server.name, "closed"] = closed
             time.sleep(1)
         for server in servers:
@@ -577,6 +595,11 @@ def report(figures: dict[tuple[str, str], Result], stored: int, queued: int, loa
                   f"{result.unsent} not sent within the time bound")
     per_request = [1e6 * r.client_cpu / max(1, r.ok + sum(r.errors.values())) for r in (bare_closed, intake_closed)]
     print(f"load generator CPU per request (closed loop): bare {per_request[0]:.0f} us, intake {per_request[1]:.0f} us")
+    served = [max(1, r.ok + sum(r.errors.values())) for r in (bare_closed, intake_closed)]
+    print(f"web workers' CPU per request (closed loop): bare {1e6 * bare_closed.server_cpu / served[0]:.0f} us, "
+          f"intake {1e6 * intake_closed.server_cpu / served[1]:.0f} us; the whole machine's (PostgreSQL, Redis and the "
+          f"load generator included): bare {1e6 * bare_closed.machine_cpu / served[0]:.0f} us, "
+          f"intake {1e6 * intake_closed.machine_cpu / served[1]:.0f} us")
     print(f"intake effects: {stored} webhook_events rows, {queued} webhooks.drain tasks published (one per idle period, not per request) "
           f"(no worker; both deleted at the end)")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 import time
 import uuid
 from typing import TYPE_CHECKING, Callable, Iterator, TypeVar
@@ -39,6 +40,8 @@ PING_AFTER_IDLE_SECONDS = 2.0
 _engine: Engine | None = None
 _session_factory: Callable[[], Session] | None = None
 _autocommit_factory: Callable[[], Session] | None = None
+_test_factory: Callable[[], Session] | None = None
+_hot: tuple[int, "psycopg.Connection"] | None = None  # (pid, connection): see hot_connection
 _current_org: contextvars.ContextVar[uuid.UUID | None] = contextvars.ContextVar("pytake_org_id", default=None)
 
 
@@ -95,7 +98,10 @@ def _ping_connections_left_idle(engine: Engine) -> None:
 
 def dispose_engine() -> None:
     """Drop this process's pool (after fork, or when settings change)."""
-    global _engine, _session_factory, _autocommit_factory
+    global _engine, _session_factory, _autocommit_factory, _hot
+    if _hot is not None and _hot[0] == os.getpid():
+        _hot[1].close()
+    _hot = None
     if _engine is not None:
         _engine.dispose(close=False)
     _engine = None
@@ -136,11 +142,45 @@ def driver_connection(session: Session) -> "psycopg.Connection":
     return session.connection().connection.driver_connection
 
 
+@contextlib.contextmanager
+def hot_connection() -> Iterator["psycopg.Connection"]:
+    """An autocommit psycopg connection for the one statement of the hottest path (the webhook intake's
+    group commit), kept open between uses outside the pool: a pool checkout (its events, the isolation
+    level set and reset) costs more than the statement. Callers take turns (shared.group_commit leads one
+    batch at a time). A connection that fails is dropped, and the next use opens another.
+
+    Under a test's session factory it is the test's connection, inside its transaction, like every unit
+    of work.
+    """
+    global _hot
+    if _test_factory is not None:
+        session = _test_factory()
+        try:
+            yield driver_connection(session)
+            session.commit()
+        finally:
+            session.close()
+        return
+    import psycopg
+
+    if _hot is None or _hot[0] != os.getpid() or _hot[1].closed:
+        url = get_engine().url.set(drivername="postgresql").render_as_string(hide_password=False)
+        _hot = (os.getpid(), psycopg.connect(url, autocommit=True, connect_timeout=5))
+    connection = _hot[1]
+    try:
+        yield connection
+    except psycopg.OperationalError:
+        connection.close()
+        _hot = None
+        raise
+
+
 def set_session_factory(factory: Callable[[], Session] | None) -> None:
-    """Let tests bind every unit of work (autocommit ones too) to their SAVEPOINT session."""
-    global _session_factory, _autocommit_factory
+    """Let tests bind every unit of work (autocommit ones and the hot connection too) to their SAVEPOINT session."""
+    global _session_factory, _autocommit_factory, _test_factory
     _session_factory = factory
     _autocommit_factory = factory
+    _test_factory = factory
 
 
 @contextlib.contextmanager

@@ -30,14 +30,16 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
+import psycopg
 import structlog
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from shared import aftercommit, events
-from shared.db import driver_connection
+from shared.db import hot_connection
+from shared.group_commit import GroupCommit
 from shared.models import MessageTemplate, NumberStatus, WebhookEvent, WebhookEventStatus, WhatsAppNumber
 from shared.models.base import utcnow
 from shared.queueing.names import DRAIN_WEBHOOKS, SYNC_NUMBER
@@ -68,7 +70,6 @@ DRAIN_BATCH = 200
 # 200 such rows would hold locks for seconds (and once overflowed a statement's 65,535 parameters).
 DRAIN_MAX_ITEMS = 1000
 MESSAGES = "messages"
-_ARM_KIND = "webhooks.arm_drain"
 _ARCHIVE_KIND = "webhooks.archive"
 
 
@@ -145,33 +146,62 @@ def receive_webhook(session: Session, *, body: bytes, signature: str | None) -> 
         fields = sorted({change.field for change in parse_document(document).changes})
     except WebhookPayloadError:
         fields, routable = [], False
-    event_id = _store(session, body=body, organization_id=orgs.pop() if len(orgs) == 1 else None,
-                      phone_number_ids=sorted(route.phone_number_id for route in routes), fields=fields,
-                      status=WebhookEventStatus.received if routable else WebhookEventStatus.unroutable)
-    if event_id is not None and routable:
-        aftercommit.defer(session, _ARM_KIND, event_id)
+    event_id = _intake_commits.submit(_IntakeRow(
+        body=body, organization_id=orgs.pop() if len(orgs) == 1 else None,
+        phone_number_ids=sorted(route.phone_number_id for route in routes), fields=fields,
+        status=WebhookEventStatus.received if routable else WebhookEventStatus.unroutable))
     # The ordinary case is one line per webhook at Meta's pace (the access log already has one): debug.
     (log.debug if event_id is not None and routable else log.info)(
         "webhooks.received", event_id=event_id, duplicate=event_id is None, routable=routable)
     return Intake(event_id=event_id, routable=routable)
 
 
-# The one statement of the hottest request, sent as a prepared statement on the session's own connection
-# (inside its transaction): building and compiling it through SQLAlchemy cost more than the INSERT itself.
-_INSERT_EVENT = (
+@dataclass(frozen=True)
+class _IntakeRow:
+    body: bytes
+    organization_id: uuid.UUID | None
+    phone_number_ids: list[str]
+    fields: list[str]
+    status: WebhookEventStatus
+
+    def params(self) -> tuple:
+        return (self.body, hashlib.sha256(self.body).hexdigest(), self.organization_id, self.phone_number_ids,
+                self.fields, MESSAGES in self.fields, self.status.value)
+
+
+# The statement of the hottest request, rows of concurrent requests together (shared.group_commit), sent as
+# a prepared statement on the driver's connection: through SQLAlchemy, building and compiling it cost more
+# than the INSERT itself.
+_INSERT_EVENTS = (
     "INSERT INTO webhook_events (body, body_sha256, organization_id, phone_number_ids, fields, has_messages, status)"
-    " VALUES (%s, %s, %s, %s::varchar[], %s::varchar[], %s, %s::webhook_event_status)"
-    " ON CONFLICT (body_sha256) DO NOTHING RETURNING id"
+    " VALUES {values} ON CONFLICT (body_sha256) DO NOTHING RETURNING id, body_sha256"
 )
+_VALUES_ROW = "(%s, %s, %s, %s::varchar[], %s::varchar[], %s, %s::webhook_event_status)"
 
 
-def _store(session: Session, *, body: bytes, organization_id: uuid.UUID | None, phone_number_ids: list[str],
-           fields: list[str], status: WebhookEventStatus) -> uuid.UUID | None:
-    """Insert the intake row; None when the same bytes are already stored (Meta repeated a delivery)."""
-    row = driver_connection(session).execute(_INSERT_EVENT, (
-        body, hashlib.sha256(body).hexdigest(), organization_id, phone_number_ids, fields, MESSAGES in fields,
-        status.value), prepare=True).fetchone()
-    return row[0] if row else None
+def _insert_events(rows: Sequence[_IntakeRow]) -> list[uuid.UUID | None]:
+    """One INSERT (one commit) for the batch; per row its id, or None when the same bytes are stored already
+    (Meta repeated a delivery, perhaps in this very batch). Then a drain is made sure of, after the commit."""
+    params = [row.params() for row in rows]
+    statement = _INSERT_EVENTS.format(values=", ".join([_VALUES_ROW] * len(rows)))
+    flat = [value for row in params for value in row]
+    try:
+        returned = _execute_hot(statement, flat)
+    except psycopg.OperationalError:  # a connection lost since the last batch; a repeat stores nothing twice
+        returned = _execute_hot(statement, flat)
+    stored = dict((sha, event_id) for event_id, sha in returned)
+    ids = [stored.pop(row[1], None) for row in params]  # a body twice in the batch: the first one stored it
+    if any(event_id is not None and row.status is WebhookEventStatus.received for event_id, row in zip(ids, rows)):
+        arm_drain()
+    return ids
+
+
+def _execute_hot(statement: str, params: list) -> list[tuple]:
+    with hot_connection() as connection:
+        return connection.execute(statement, params, prepare=True).fetchall()
+
+
+_intake_commits: GroupCommit[_IntakeRow, uuid.UUID | None] = GroupCommit(_insert_events)
 
 
 def arm_drain() -> bool:
@@ -184,13 +214,6 @@ def arm_drain() -> bool:
         return False
     publish_now(DRAIN_WEBHOOKS, org_id=None)
     return True
-
-
-def _arm_after_commit(event_ids: list[uuid.UUID]) -> None:
-    arm_drain()
-
-
-aftercommit.register(_ARM_KIND, _arm_after_commit)
 
 
 def clear_drain_flag() -> None:

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 from sqlalchemy import select, text
 
 from shared import crypto
@@ -247,3 +248,61 @@ def test_a_body_signed_by_one_tenant_cannot_write_into_another(client, db_sessio
     stored = db_session.execute(select(WebhookEvent)).scalar_one()
     assert stored.phone_number_ids == [other_number["phone_number_id"]]
     assert stored.organization_id == other.id
+
+
+# -- the intake's own layer ahead of Flask (web/intake.py) ------------------------------------------------------
+
+
+def test_the_intake_answers_in_the_api_shape_with_the_callers_request_id(client, db_session, number, published):
+    body = json.dumps(message_payload("with an id")).encode()
+    headers = {"Content-Type": "application/json", "X-Request-ID": "meta-delivery-42"}
+    stored = client.post("/api/v1/webhooks/whatsapp", data=body, headers={**headers, "X-Hub-Signature-256": sign(body, SECRET)})
+    assert (stored.status_code, stored.get_json(), stored.headers["X-Request-ID"]) == (
+        200, {"status": "received"}, "meta-delivery-42")
+    refused = client.post("/api/v1/webhooks/whatsapp", data=body, headers={**headers, "X-Hub-Signature-256": "sha256=00"})
+    assert refused.status_code == 401
+    assert refused.get_json() == {"code": "invalid_signature", "message": refused.get_json()["message"],
+                                  "details": {}, "request_id": "meta-delivery-42"}
+    generated = client.post("/api/v1/webhooks/whatsapp", data=body, headers={
+        "Content-Type": "application/json", "X-Hub-Signature-256": sign(body, SECRET), "X-Request-ID": "bad id!"})
+    assert generated.get_json() == {"status": "duplicate"} and generated.headers["X-Request-ID"] != "bad id!"
+
+
+def test_a_delivery_without_content_length_is_stored_by_the_flask_view(client, db_session, number, published):
+    body = json.dumps(message_payload("chunked")).encode()
+    environ = EnvironBuilder(path="/api/v1/webhooks/whatsapp", method="POST", data=body, headers={
+        "Content-Type": "application/json", "X-Hub-Signature-256": sign(body, SECRET)}).get_environ()
+    del environ["CONTENT_LENGTH"]  # chunked, as a server passes it on: the stream ends where the body does
+    environ.update({"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True})
+    answer, status, _ = run_wsgi_app(client.application, environ, buffered=True)
+    assert (status, json.loads(b"".join(answer))) == ("200 OK", {"status": "received"})
+    assert db_session.execute(select(WebhookEvent.body)).scalar_one() == body
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(client, db_session, migrated, published):
+    response = client.post("/api/v1/webhooks/whatsapp", data=b"x" * (migrated.max_request_bytes + 1),
+                           headers={"Content-Type": "application/json", "X-Hub-Signature-256": "sha256=00"})
+    assert (response.status_code, response.get_json()["code"]) == (413, "payload_too_large")
+    assert db_session.execute(select(WebhookEvent)).first() is None
+
+
+def test_a_storage_failure_is_a_500_in_the_error_shape_and_meta_retries(client, db_session, number, published,
+                                                                         monkeypatch):
+    def broken(rows):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(webhooks._intake_commits, "_write", broken)
+    response = post_webhook(client, message_payload("lost?"))
+    assert response.status_code == 500
+    assert response.get_json()["code"] == "internal_error" and "disk full" not in response.get_data(as_text=True)
+    monkeypatch.undo()
+    assert post_webhook(client, message_payload("lost?")).get_json() == {"status": "received"}  # Meta's retry lands
+
+
+def test_one_body_twice_in_one_batch_is_stored_once(db_session, number, published):
+    row = webhooks._IntakeRow(body=json.dumps(message_payload("twice")).encode(), organization_id=None,
+                              phone_number_ids=[NUMBER["phone_number_id"]], fields=["messages"],
+                              status=WebhookEventStatus.received)
+    first, second = webhooks._insert_events([row, row])
+    assert first is not None and second is None
+    assert db_session.execute(select(WebhookEvent.id)).scalars().all() == [first]

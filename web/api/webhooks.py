@@ -11,13 +11,14 @@ from shared.services import numbers, webhooks
 from shared.settings import get_settings
 from web.auth import public
 from web.db import get_session
+from web.intake import SIGNATURE_REFUSED
 from web.request_context import RAW_BODY_ENDPOINTS
 
 blp = Blueprint("webhooks", __name__, description="Meta's webhook calls (signed; no bearer token)")
 
 
 class WebhookSignatureRefusedError(UnauthorizedError):
-    code = "invalid_signature"
+    code = SIGNATURE_REFUSED[0]
 
 
 @blp.route("/whatsapp")
@@ -44,12 +45,15 @@ class WhatsAppWebhook(MethodView):
     @blp.doc(security=[])
     @blp.response(200, description="Stored; processed in the background")
     def post(self):
-        """Receive events: the signature is checked over the raw bytes, the body stored, and 200 returned at once."""
+        """Receive events: the signature is checked over the raw bytes, the body stored, and 200 returned at once.
+
+        Served by web/intake.py ahead of Flask; this view answers what that layer passes on (no
+        Content-Length, a body over the limit)."""
         try:
             intake = webhooks.receive_webhook(get_session(single_statement=True), body=request.get_data(cache=False),
                                               signature=request.headers.get("X-Hub-Signature-256"))
         except webhooks.WebhookSignatureError as exc:
-            raise WebhookSignatureRefusedError("The X-Hub-Signature-256 header does not match the body") from exc
+            raise WebhookSignatureRefusedError(SIGNATURE_REFUSED[1]) from exc
         return {"status": "received" if intake.event_id else "duplicate"}
 
 
