@@ -53,6 +53,7 @@ from shared.whatsapp.payloads import (
     MessagesChange,
     WebhookPayload,
     WebhookPayloadError,
+    change_fields,
     parse_document,
     phone_number_ids,
     waba_ids,
@@ -130,7 +131,7 @@ def _decode(body: bytes) -> Any:
 
 def receive_webhook(session: Session, *, body: bytes, signature: str | None) -> Intake:
     """Verify and store one POST. Raises WebhookSignatureError; never anything else for a readable body."""
-    document = _decode(body)  # once: routing, fields and the strict parse all read this one document
+    document = _decode(body)  # once: routing and fields read this one document (the drain parses it strictly)
     routes, maybe_stale = _routes_named(session, document)
     signed = _signed_for_every_number(body, signature, routes)
     if signed is False and maybe_stale:  # a secret rotated since it was cached
@@ -140,15 +141,12 @@ def receive_webhook(session: Session, *, body: bytes, signature: str | None) -> 
         get_redis().incr(BAD_SIGNATURE_COUNTER)
         log.warning("webhooks.bad_signature", numbers=[route.phone_number_id for route in routes])
         raise WebhookSignatureError("X-Hub-Signature-256 does not match")
-    routable = bool(routes)
     orgs = {route.organization_id for route in routes}
-    try:
-        fields = sorted({change.field for change in parse_document(document).changes})
-    except WebhookPayloadError:
-        fields, routable = [], False
+    fields = change_fields(document)
+    routable = bool(routes) and fields is not None
     event_id = _intake_commits.submit(_IntakeRow(
         body=body, organization_id=orgs.pop() if len(orgs) == 1 else None,
-        phone_number_ids=sorted(route.phone_number_id for route in routes), fields=fields,
+        phone_number_ids=sorted(route.phone_number_id for route in routes), fields=fields or [],
         status=WebhookEventStatus.received if routable else WebhookEventStatus.unroutable))
     # The ordinary case is one line per webhook at Meta's pace (the access log already has one): debug.
     (log.debug if event_id is not None and routable else log.info)(

@@ -306,3 +306,16 @@ def test_one_body_twice_in_one_batch_is_stored_once(db_session, number, publishe
     first, second = webhooks._insert_events([row, row])
     assert first is not None and second is None
     assert db_session.execute(select(WebhookEvent.id)).scalars().all() == [first]
+
+
+def test_a_signed_delivery_the_strict_parse_refuses_is_stored_then_failed_with_the_reason(client, db_session, number,
+                                                                                         published):
+    payload = message_payload("no id")
+    del payload["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    assert post_webhook(client, payload).get_json() == {"status": "received"}  # kept: Meta never sends it again
+    not_a_webhook = {"object": "page", "entry": []}
+    assert post_webhook(client, not_a_webhook).get_json() == {"status": "received"}
+    assert _process_all(db_session) == [True, False]
+    failed, unroutable = db_session.execute(select(WebhookEvent).order_by(WebhookEvent.sequence)).scalars().all()
+    assert failed.status == WebhookEventStatus.failed and "messages[0].id: missing" in failed.error
+    assert unroutable.status == WebhookEventStatus.unroutable and unroutable.fields == []
