@@ -13,6 +13,7 @@ dropped afterwards.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import random
 import statistics
@@ -92,13 +93,14 @@ def bench_import(settings: Settings, client, headers: dict, org_id: uuid.UUID) -
         sampler = threading.Thread(target=sample_rss, args=(worker.pid, peak, stop), daemon=True)
         baseline = max(p.memory_info().rss for p in [psutil.Process(worker.pid), *psutil.Process(worker.pid).children()])
         sampler.start()
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), dt.datetime.now(dt.timezone.utc)
         with open(path, "rb") as data:
             upload = client.post("/api/v1/contacts/imports", data={"file": (data, "bench.csv")}, headers=headers,
                                  content_type="multipart/form-data").get_json()
         mapping = {"columns": {"phone": "phone", "name": "name", "email": "email", "tags": "tags",
                                "opt_in": "marketing_opt_in"}}
         job_id = client.post(f"/api/v1/contacts/imports/{upload['id']}/start", json=mapping, headers=headers).get_json()["job_id"]
+        requested = time.perf_counter() - started
         while True:
             with unit_of_work() as session:
                 job = session.get(Job, job_id)
@@ -118,6 +120,10 @@ def bench_import(settings: Settings, client, headers: dict, org_id: uuid.UUID) -
     print(f"import: {IMPORT_ROWS} rows ({size_mb:.1f} MB)   {IMPORT_ROWS / elapsed:8.0f} rows/s   ({elapsed:.2f} s upload→succeeded)")
     print(f"        created {result['created']}, duplicates {result['duplicates_in_file']}, invalid {result['invalid']}")
     print(f"        worker peak RSS {peak[0] / 2**20:.0f} MB (idle {baseline / 2**20:.0f} MB)")
+    print(f"        upload and start {requested:.2f} s, then the job: picked up "
+          f"{(job.started_at - started_at).total_seconds() - requested:.2f} s later, ran "
+          f"{(job.finished_at - job.started_at).total_seconds():.2f} s, seen "
+          f"{elapsed - (job.finished_at - started_at).total_seconds():.2f} s after it finished")
 
 
 def load_million(session_factory, org_id: uuid.UUID, n: int) -> None:
