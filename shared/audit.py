@@ -9,12 +9,13 @@ that change no row, such as a refused sign-in.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Sequence
 
 import structlog
 from sqlalchemy.orm import Session
 
 from shared import aftercommit, events
+from shared.group_commit import GroupCommit
 from shared.logs import current_context
 
 log = structlog.get_logger(__name__)
@@ -72,11 +73,20 @@ def _append(entry: dict[str, Any]) -> None:
 
 
 def _append_all(entries: list[dict[str, Any]]) -> None:
-    """A transaction's entries in one write (a send's steps, a payload's messages), not one round trip each."""
+    """A transaction's entries in one write (a send's steps, a payload's messages), not one round trip each;
+    the entries of transactions committed at the same moment in other threads go in the same write."""
     try:
-        events.append_events(entries)
+        _appends.submit(entries)
     except Exception:
         log.exception("audit.append_failed", entries=len(entries), actions=sorted({e["event"] for e in entries}))
+
+
+def _write_together(batches: Sequence[list[dict[str, Any]]]) -> list[None]:
+    events.append_events([entry for entries in batches for entry in entries])
+    return [None] * len(batches)
+
+
+_appends: GroupCommit[list[dict[str, Any]], None] = GroupCommit(_write_together)
 
 
 aftercommit.register(_KIND, _append_all)

@@ -36,8 +36,11 @@ class GroupCommit(Generic[Row, Result]):
         self._lock = threading.Lock()
         self._queue: list[_Waiter[Row]] = []
         self._writing = False
+        self._writer_thread: int | None = None
 
     def submit(self, row: Row) -> Result:
+        if self._writer_thread == threading.get_ident():  # the write itself submits (a task run inline): no wait
+            return self._write([row])[0]
         waiter = _Waiter(row)
         with self._lock:
             self._queue.append(waiter)
@@ -54,6 +57,7 @@ class GroupCommit(Generic[Row, Result]):
     def _lead(self) -> None:
         with self._lock:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch:]
+        self._writer_thread = threading.get_ident()
         try:
             results = self._write([waiter.row for waiter in batch])
             for waiter, result in zip(batch, results, strict=True):
@@ -62,6 +66,7 @@ class GroupCommit(Generic[Row, Result]):
             for waiter in batch:
                 waiter.error = exc
         finally:
+            self._writer_thread = None
             with self._lock:
                 successor = self._queue[0] if self._queue else None
                 if successor is None:

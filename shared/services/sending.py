@@ -21,13 +21,14 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import structlog
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from shared import aftercommit
+from shared.group_commit import GroupCommit
 from shared.models import (
     Contact,
     Conversation,
@@ -131,7 +132,14 @@ def arm_on_commit(session: Session, *, number_id: uuid.UUID, org_id: uuid.UUID) 
     aftercommit.defer(session, _ARM_KIND, (str(number_id), str(org_id)))
 
 
-aftercommit.register(_ARM_KIND, arm)
+def _arm_together(batches: Sequence[list[tuple[str, str]]]) -> list[None]:
+    arm(pair for pairs in batches for pair in pairs)  # the same number named by several commits: armed once
+    return [None] * len(batches)
+
+
+# Transactions committed at the same moment in other threads (the web's replies) arm their numbers together.
+_arms: GroupCommit[list[tuple[str, str]], None] = GroupCommit(_arm_together)
+aftercommit.register(_ARM_KIND, _arms.submit)
 
 # -- claim ---------------------------------------------------------------------------------------
 

@@ -1,11 +1,13 @@
 """Webhooks pipeline: Meta's calls, from the raw bytes at the door to numbers and templates updated.
 
-Intake (in the request, about a millisecond of work): the body is decoded once; X-Hub-Signature-256
+Intake (in the request, web/intake.py ahead of Flask): the body is decoded once; X-Hub-Signature-256
 is checked over the raw bytes against the app secret of *each* number the payload names (a body
 signed by one tenant never writes into another); the bytes are stored (deduplicated by their
-SHA-256: Meta repeats deliveries); after commit the intake makes sure a drain is pending. It does
+SHA-256: Meta repeats deliveries), the rows of concurrent requests in one INSERT and one commit
+(shared/group_commit.py) on a connection kept open for it (shared.db.hot_connection); the request
+answers once its row is durable. After the commit the intake makes sure a drain is pending. It does
 not publish a task per request (that publish cost more than the rest of the request): a Redis
-`SET NX` flag says "a drain is pending", and only the request that set it publishes
+`SET NX` flag says "a drain is pending", and only the batch that set it publishes
 `webhooks.drain`. The flag carries a TTL, and the message sweep publishes a drain when rows wait
 past JOB_REQUEUE_AFTER_SECONDS, so a flag whose task was lost delays rows, never strands them.
 

@@ -80,3 +80,15 @@ def test_the_lead_passes_on_when_the_writer_raises():
     for _ in range(2):
         with pytest.raises(ConnectionError):
             committer.submit(1)
+
+
+def test_a_write_that_submits_again_from_its_own_thread_does_not_wait_on_itself():
+    committer = None
+
+    def writer(rows):
+        if rows == [1]:
+            assert committer.submit(2) == 20  # say, a task run inline whose commit flushes through the same buffer
+        return [row * 10 for row in rows]
+
+    committer = GroupCommit(writer)
+    assert committer.submit(1) == 10
