@@ -17,6 +17,7 @@ import uuid
 from typing import Callable, Iterable
 
 import structlog
+from sqlalchemy.orm import Session
 
 from shared.db import new_autocommit_session
 from shared.logs import bind_context, clear_context
@@ -63,10 +64,17 @@ class WebhookIntake:
 
     @staticmethod
     def _receive(body: bytes, signature: str | None) -> tuple[int, dict | tuple[str, str]]:
-        session = new_autocommit_session()  # reads the numbers a payload names when they are not cached
+        opened: list[Session] = []  # the session for numbers the route cache misses: most requests open none
+
+        def lookups() -> Session:
+            if not opened:
+                opened.append(new_autocommit_session())
+            return opened[0]
+
         try:
-            intake = webhooks.receive_webhook(session, body=body, signature=signature)
-            session.commit()  # ends what the lookups began, as the view's unit of work would (a test's SAVEPOINT)
+            intake = webhooks.receive_webhook(lookups, body=body, signature=signature)
+            for session in opened:
+                session.commit()  # ends what the lookups began, as the view's unit of work would (a test's SAVEPOINT)
             return 200, {"status": "received" if intake.event_id else "duplicate"}
         except webhooks.WebhookSignatureError:
             return 401, SIGNATURE_REFUSED
@@ -74,4 +82,5 @@ class WebhookIntake:
             log.exception("web.unhandled_error")
             return 500, _INTERNAL
         finally:
-            session.close()
+            for session in opened:
+                session.close()

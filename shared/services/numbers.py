@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -124,7 +124,8 @@ def forget_routes() -> None:
     _routes.clear()
 
 
-def routes_for_phone_number_ids(session: Session, phone_number_ids: set[str], *, fresh: bool = False) -> list[Route]:
+def routes_for_phone_number_ids(lookups: Callable[[], Session], phone_number_ids: set[str], *,
+                                fresh: bool = False) -> list[Route]:
     """The numbers a payload names, cached in the process for a few seconds: webhooks are the hottest path.
 
     Only complete answers are cached (an unknown id is looked up again next time); a signature that fails
@@ -135,7 +136,7 @@ def routes_for_phone_number_ids(session: Session, phone_number_ids: set[str], *,
     if cached is not None and not fresh and cached[0] > time.monotonic():
         return cached[1]
     found = [Route(n.phone_number_id, n.organization_id, app_secrets([n])[0] if n.app_secret_encrypted else None)
-             for n in numbers_for_phone_number_ids(session, phone_number_ids)]
+             for n in numbers_for_phone_number_ids(lookups(), phone_number_ids)]
     if {route.phone_number_id for route in found} == key:
         if len(_routes) > 10_000:
             _routes.clear()

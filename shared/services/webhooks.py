@@ -32,7 +32,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import psycopg
 import structlog
@@ -89,14 +89,15 @@ class Intake:
 # -- intake ---------------------------------------------------------------------------------
 
 
-def _routes_named(session: Session, document: Any, *, fresh: bool = False) -> tuple[list[numbers.Route], bool]:
+def _routes_named(lookups: Callable[[], Session], document: Any, *, fresh: bool = False
+                  ) -> tuple[list[numbers.Route], bool]:
     """The numbers a payload names, and whether the answer may be stale (served from the route cache)."""
     ids = phone_number_ids(document) if isinstance(document, dict) else set()
     if ids:
-        return numbers.routes_for_phone_number_ids(session, ids, fresh=fresh), not fresh
+        return numbers.routes_for_phone_number_ids(lookups, ids, fresh=fresh), not fresh
     # Fields without a phone_number_id (templates, quality, account) name the WABA: rare, never cached.
     wabas = waba_ids(document) if isinstance(document, dict) else set()
-    named = list(session.execute(
+    named = list(lookups().execute(
         select(WhatsAppNumber).where(WhatsAppNumber.waba_id.in_(wabas)).execution_options(all_tenants=True)
     ).scalars()) if wabas else []
     return [numbers.Route(n.phone_number_id, n.organization_id, secret)
@@ -131,13 +132,16 @@ def _decode(body: bytes) -> Any:
         return None
 
 
-def receive_webhook(session: Session, *, body: bytes, signature: str | None) -> Intake:
-    """Verify and store one POST. Raises WebhookSignatureError; never anything else for a readable body."""
+def receive_webhook(lookups: Callable[[], Session], *, body: bytes, signature: str | None) -> Intake:
+    """Verify and store one POST. Raises WebhookSignatureError; never anything else for a readable body.
+
+    `lookups()` gives the session that reads the numbers the route cache does not hold (most requests
+    never open one); the row itself is written by the intake's group commit."""
     document = _decode(body)  # once: routing and fields read this one document (the drain parses it strictly)
-    routes, maybe_stale = _routes_named(session, document)
+    routes, maybe_stale = _routes_named(lookups, document)
     signed = _signed_for_every_number(body, signature, routes)
     if signed is False and maybe_stale:  # a secret rotated since it was cached
-        routes, _ = _routes_named(session, document, fresh=True)
+        routes, _ = _routes_named(lookups, document, fresh=True)
         signed = _signed_for_every_number(body, signature, routes)
     if signed is False:
         get_redis().incr(BAD_SIGNATURE_COUNTER)

@@ -50,7 +50,8 @@ class WhatsAppWebhook(MethodView):
         Served by web/intake.py ahead of Flask; this view answers what that layer passes on (no
         Content-Length, a body over the limit)."""
         try:
-            intake = webhooks.receive_webhook(get_session(single_statement=True), body=request.get_data(cache=False),
+            intake = webhooks.receive_webhook(lambda: get_session(single_statement=True),
+                                              body=request.get_data(cache=False),
                                               signature=request.headers.get("X-Hub-Signature-256"))
         except webhooks.WebhookSignatureError as exc:
             raise WebhookSignatureRefusedError(SIGNATURE_REFUSED[1]) from exc
