@@ -9,8 +9,8 @@ It uses a database of its own (migrated, dropped afterwards) and a Redis databas
 number, an org_admin and BENCH_CONVERSATIONS (50) conversations whose 24-hour window is open are
 created through the services; the admin signs in through the API like any client.
 
-Two servers run side by side with the Procfile's web settings (`gunicorn --workers ${WEB_CONCURRENCY:-2}
---graceful-timeout 5`, sync workers, no access log): `wsgi:app`, and a bare Flask app whose one POST
+Two servers run side by side with the Procfile's web settings (`gunicorn -c gunicorn.conf.py`: threaded
+workers, ${WEB_CONCURRENCY:-2} x ${WEB_THREADS:-8}; no access log): `wsgi:app`, and a bare Flask app whose one POST
 route parses the JSON body and answers 202. BENCH_CLIENTS (6) keep-alive clients (as a new user tried
 it: 2,000 replies from 6 clients) post BENCH_REQUESTS (2,000) text replies in a closed loop, spread
 over the conversations. No sends pool runs: what is measured is the request, which only writes the
@@ -42,7 +42,7 @@ from shared.logs import configure_logging
 from shared.settings import PROJECT_ROOT, Settings, use_settings
 
 sys.path.insert(0, str(PROJECT_ROOT))  # run as a script (make bench): the load generator lives beside it
-from bench.webhook_intake import Connection, Server, percentile, start_gunicorn  # noqa: E402
+from bench.webhook_intake import Connection, Server, machine_cpu_seconds, percentile, start_gunicorn  # noqa: E402
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "2000"))
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "6"))
@@ -50,6 +50,7 @@ CONVERSATIONS = int(os.environ.get("BENCH_CONVERSATIONS", "50"))
 WARMUP = int(os.environ.get("BENCH_WARMUP", "200"))
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "14"))
 WORKERS = os.environ.get("WEB_CONCURRENCY") or "2"
+THREADS = os.environ.get("WEB_THREADS") or "8"
 TARGET_RATIO = 0.25
 PASSWORD = "Bench-Password-123!"
 EMAIL = "bench-admin@example.com"
@@ -205,7 +206,10 @@ def main() -> None:
         figures = {}
         for server in servers:
             run_load(server.port, token, conversation_ids, WARMUP)
+            server_cpu, machine_cpu = server.cpu_seconds(), machine_cpu_seconds()
             figures[server.name] = run_load(server.port, token, conversation_ids, REQUESTS)
+            figures[server.name]["cpu_us"] = (1e6 * (server.cpu_seconds() - server_cpu) / REQUESTS,
+                                              1e6 * (machine_cpu_seconds() - machine_cpu) / REQUESTS)
             time.sleep(1)
         report(figures, load_before)
     finally:
@@ -222,8 +226,8 @@ def main() -> None:
 def report(figures: dict[str, dict], load_before: float) -> None:
     bare, send = figures["bare"], figures["send"]
     ratio = send["rate"] / bare["rate"] if bare["rate"] else 0.0
-    print(f"POST /api/v1/conversations/{{id}}/messages: gunicorn --workers {WORKERS} --graceful-timeout 5 "
-          f"(sync workers), {os.cpu_count()} CPUs, load average {load_before:.2f} before the run")
+    print(f"POST /api/v1/conversations/{{id}}/messages: gunicorn -c gunicorn.conf.py ({WORKERS} workers x {THREADS} "
+          f"threads), {os.cpu_count()} CPUs, load average {load_before:.2f} before the run")
     print(f"{REQUESTS} text replies from {CLIENTS} keep-alive clients over {CONVERSATIONS} conversations")
     print(f"{'':<28}{'bare Flask':>12}{'send':>12}   target")
     print(f"{'rate':<28}{bare['rate']:>10.0f}/s{send['rate']:>10.0f}/s")
@@ -232,6 +236,9 @@ def report(figures: dict[str, dict], load_before: float) -> None:
     for label, pct in (("p50 latency", 50), ("p95 latency", 95)):
         print(f"{label:<28}{percentile(bare['latencies'], pct):>9.1f} ms{percentile(send['latencies'], pct):>9.1f} ms")
     print(f"median request {statistics.median(send['latencies']):.1f} ms")
+    print(f"web workers' CPU per request: bare {bare['cpu_us'][0]:.0f} us, send {send['cpu_us'][0]:.0f} us; the whole "
+          f"machine's (PostgreSQL, Redis, MongoDB and the load generator included): bare {bare['cpu_us'][1]:.0f} us, "
+          f"send {send['cpu_us'][1]:.0f} us")
     for server_name, result in figures.items():
         if result["errors"]:
             print(f"  {server_name}: {sum(result['errors'].values())} failed {dict(list(result['errors'].items())[:3])}")
