@@ -6,7 +6,7 @@ Run with `make bench`, or on its own:
 
 What runs (every process a subprocess, stopped at the end whatever happens):
 - the sandbox (`python -m sandbox`, a free port, log_limit raised so nothing is dropped),
-- web as in the Procfile (`gunicorn --workers ${WEB_CONCURRENCY:-2} --graceful-timeout 5 wsgi:app`, no access log),
+- web as in the Procfile (`gunicorn -c gunicorn.conf.py wsgi:app`, no access log),
 - a `webhooks` pool and a `sends` pool as in the Procfile (`celery -A workers.app worker -Q <queue> -n <name>@%h
   --concurrency C --prefetch-multiplier 1 --without-gossip --without-mingle`), with WHATSAPP_API_BASE pointing at
   the sandbox and LOG_LEVEL=WARNING. C: BENCH_WEBHOOKS_CONCURRENCY and BENCH_SENDS_CONCURRENCY, by default the
@@ -400,8 +400,8 @@ def main() -> None:
                "WHATSAPP_API_BASE": f"http://127.0.0.1:{sandbox_port}"}
         procs["sandbox"] = start("sandbox", [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port",
                                              str(sandbox_port), "--quiet"], env, log_dir)
-        procs["web"] = start("web", [bin_path("gunicorn"), "--bind", f"127.0.0.1:{web_port}", "--workers", WEB_WORKERS,
-                                     "--graceful-timeout", "5", "wsgi:app"], env, log_dir)
+        procs["web"] = start("web", [bin_path("gunicorn"), "-c", str(PROJECT_ROOT / "gunicorn.conf.py"),
+                                     "--bind", f"127.0.0.1:{web_port}", "wsgi:app"], env, log_dir)
         procs["webhooks"] = celery_pool("webhooks", WEBHOOKS_CONCURRENCY, env, log_dir)
         procs["sends"] = celery_pool("sends", SENDS_CONCURRENCY, env, log_dir)
         sandbox_url, web_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{web_port}"
@@ -414,7 +414,7 @@ def main() -> None:
 
         world = create_world(sandbox, f"{web_url}/api/v1/webhooks/whatsapp")
         meter = CpuMeter(procs)
-        print(f"conversations bench: {os.cpu_count()} CPUs; web gunicorn --workers {WEB_WORKERS}; pools: webhooks "
+        print(f"conversations bench: {os.cpu_count()} CPUs; web gunicorn -c gunicorn.conf.py ({WEB_WORKERS} workers); pools: webhooks "
               f"--concurrency {WEBHOOKS_CONCURRENCY}, sends --concurrency {SENDS_CONCURRENCY} (prefork, prefetch 1); "
               f"{CONTACTS} customers over 2 numbers", flush=True)
         warm_up(sandbox, world, procs)

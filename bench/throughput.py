@@ -8,7 +8,7 @@ It runs, one after the other (never side by side: each needs the machine to itse
 that measure the path and prints each one's own report as it goes, then a summary of every line
 that carries a target (a PASS or a FAIL):
 
-- bench/webhook_intake.py: intake vs bare Flask under the Procfile's gunicorn settings; p99 at 500 req/s;
+- bench/webhook_intake.py: intake vs bare Flask under the Procfile's gunicorn settings (gunicorn.conf.py); p99 at 500 req/s;
 - bench/conversations.py: inbound rate in batches of 50 and latency at 100 webhooks/s; outbound pacing
   of 2 numbers at 80/s; the outbound ceiling (statuses off, then `sent` and `delivered` on);
 - bench/send_request.py: `POST /conversations/{id}/messages` vs bare Flask;
