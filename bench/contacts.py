@@ -117,9 +117,12 @@ def bench_import(settings: Settings, client, headers: dict, org_id: uuid.UUID) -
         worker.terminate()
         worker.wait(timeout=30)
         os.unlink(path)
-    print(f"import: {IMPORT_ROWS} rows ({size_mb:.1f} MB)   {IMPORT_ROWS / elapsed:8.0f} rows/s   ({elapsed:.2f} s upload→succeeded)")
+    rate, rss_mb = IMPORT_ROWS / elapsed, peak[0] / 2**20
+    print(f"import: {IMPORT_ROWS} rows ({size_mb:.1f} MB)   {rate:8.0f} rows/s   ({elapsed:.2f} s upload→succeeded)"
+          f"   target >= 20000 rows/s  {'PASS' if rate >= 20_000 else 'FAIL'}")
     print(f"        created {result['created']}, duplicates {result['duplicates_in_file']}, invalid {result['invalid']}")
-    print(f"        worker peak RSS {peak[0] / 2**20:.0f} MB (idle {baseline / 2**20:.0f} MB)")
+    print(f"        worker peak RSS {rss_mb:.0f} MB (idle {baseline / 2**20:.0f} MB)   target < 250 MB  "
+          f"{'PASS' if rss_mb < 250 else 'FAIL'}")
     print(f"        upload and start {requested:.2f} s, then the job: picked up "
           f"{(job.started_at - started_at).total_seconds() - requested:.2f} s later, ran "
           f"{(job.finished_at - job.started_at).total_seconds():.2f} s, seen "
