@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAll
 from shared.errors import DomainError
 
 log = structlog.get_logger(__name__)
+INTERNAL_ERROR_MESSAGE = "Something went wrong on our side; quote the request_id if you report it"
 
 CODES = {
     400: "bad_request",
@@ -75,7 +76,7 @@ def handle_unexpected(error: Exception):
     if isinstance(error, HTTPException):
         return error_response(error)
     log.exception("web.unhandled_error")
-    return error_response(InternalServerError("Something went wrong on our side; quote the request_id if you report it"))
+    return error_response(InternalServerError(INTERNAL_ERROR_MESSAGE))
 
 
 def register_error_handlers(app: Flask) -> None:

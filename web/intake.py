@@ -12,7 +12,6 @@ Flask untouched. The view stays the documented one (/docs) and answers the same.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from typing import Callable, Iterable
 
@@ -22,13 +21,13 @@ from sqlalchemy.orm import Session
 from shared.db import new_autocommit_session
 from shared.logs import bind_context, clear_context
 from shared.services import webhooks
+from web.errors import INTERNAL_ERROR_MESSAGE
+from web.request_context import REQUEST_ID_HEADER, VALID_REQUEST_ID
 
 log = structlog.get_logger(__name__)
 
-REQUEST_ID_HEADER = "X-Request-ID"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 SIGNATURE_REFUSED = ("invalid_signature", "The X-Hub-Signature-256 header does not match the body")
-_INTERNAL = ("internal_error", "Something went wrong on our side; quote the request_id if you report it")
+_INTERNAL = ("internal_error", INTERNAL_ERROR_MESSAGE)
 _STATUS_LINES = {200: "200 OK", 401: "401 UNAUTHORIZED", 500: "500 INTERNAL SERVER ERROR"}
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
@@ -48,7 +47,7 @@ class WebhookIntake:
         if length < 0 or (self.max_bytes and length > self.max_bytes):
             return self.app(environ, start_response)
         incoming = environ.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
         bind_context(request_id=request_id, method="POST", path=self.path, client_ip=environ.get("REMOTE_ADDR"),
                      user_agent=environ.get("HTTP_USER_AGENT") or None)
         try:

@@ -14,7 +14,7 @@ from shared.settings import get_settings
 from web.views import view_attribute
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Endpoints that take raw bodies signed by their sender (webhooks) opt out of the JSON rule by name.
 RAW_BODY_ENDPOINTS: set[str] = set()
@@ -22,7 +22,7 @@ RAW_BODY_ENDPOINTS: set[str] = set()
 
 def _begin() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    g.request_id = incoming if VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
     clear_context()
     bind_context(
         request_id=g.request_id,
