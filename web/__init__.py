@@ -5,6 +5,8 @@ Anything slow or external becomes an intent record plus a task published after c
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from flask import Flask, send_from_directory
 from flask_cors import CORS
 from swagger_ui_bundle import swagger_ui_path
@@ -18,6 +20,9 @@ from web.api import register_blueprints
 from web.errors import register_error_handlers
 from web.extensions import Api
 from web.intake import WebhookIntake
+
+
+REDOC_ASSETS = Path(__file__).parent / "static" / "redoc"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -39,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         OPENAPI_SWAGGER_UI_PATH="/docs",
         OPENAPI_SWAGGER_UI_URL="/docs/assets/",  # served from the swagger-ui-bundle wheel: works offline
         OPENAPI_REDOC_PATH="/redoc",
-        OPENAPI_REDOC_URL="https://cdn.jsdelivr.net/npm/redoc@2/bundles/redoc.standalone.js",
+        OPENAPI_REDOC_URL="/redoc/assets/redoc.standalone.js",  # vendored in web/static/redoc: works offline
         API_SPEC_OPTIONS={
             "security": [{"bearerAuth": []}],
             "components": {
@@ -66,6 +71,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         "/docs/assets/<path:filename>",
         "swagger_ui_assets",
         lambda filename: send_from_directory(str(swagger_ui_path), filename, max_age=86400),
+    )
+    app.add_url_rule(
+        "/redoc/assets/<path:filename>",
+        "redoc_assets",
+        lambda filename: send_from_directory(str(REDOC_ASSETS), filename, max_age=86400),
     )
     api = Api(app)
     register_error_handlers(app)

@@ -48,4 +48,7 @@ def test_openapi_and_the_documentation_pages(client):
     docs = client.get("/docs")
     assert docs.status_code == 200 and b"swagger-ui" in docs.data
     assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200  # served locally: works offline
-    assert client.get("/redoc").status_code == 200
+    redoc = client.get("/redoc")
+    assert redoc.status_code == 200 and b"/redoc/assets/redoc.standalone.js" in redoc.data and b"cdn." not in redoc.data
+    script = client.get("/redoc/assets/redoc.standalone.js")  # served locally too: ReDoc is not blank offline
+    assert script.status_code == 200 and b"Redoc" in script.data[:2000]
