@@ -48,3 +48,18 @@ def test_the_make_run_process_list_covers_every_procfile_process_but_release():
     makefile = project_file("Makefile").read_text()
     listed = set(re.search(r"^PROCESSES := (.+)$", makefile, re.M).group(1).split())
     assert listed == set(procfile()) - {"release"}
+
+
+def test_web_and_every_pool_share_one_files_volume_in_compose():
+    """An import uploaded to web is read by the maintenance pool; an export written by a pool is served by web."""
+    compose = yaml.safe_load(project_file("docker-compose.yml").read_text())
+    services = compose["services"]
+    storage = {name: service["environment"]["STORAGE_DIR"] for name, service in services.items()
+               if "environment" in service and "STORAGE_DIR" in service["environment"]}
+    app_services = {"web", *QUEUES}
+    assert app_services <= set(storage), f"no STORAGE_DIR for {sorted(app_services - set(storage))}"
+    for name in app_services:
+        mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in services[name].get("volumes", [])}
+        assert storage[name] in mounts, f"{name} does not mount a volume at {storage[name]}"
+        assert mounts[storage[name]] in compose["volumes"], f"{name}'s files are not on a named volume"
+    assert len({(storage[n], tuple(services[n]["volumes"])) for n in app_services}) == 1  # one and the same
