@@ -150,7 +150,10 @@ def _assignee(session: Session, *, org_id: uuid.UUID, agent_id: uuid.UUID) -> Us
 
 def assign(session: Session, *, conversation: Conversation, actor_id: uuid.UUID,
            agent_id: uuid.UUID | None = None, department_id: uuid.UUID | None = None) -> Conversation:
-    """Assign (or transfer) to an agent, to a department, or both. A person's choice may exceed a capacity."""
+    """Assign (or transfer) to an agent, to a department, or both. A person's choice may exceed a capacity.
+
+    A department alone keeps the conversation's agent only if they belong to it; otherwise the agent is
+    released and the department's next agent with room takes it (or it waits in the queue)."""
     if agent_id is None and department_id is None:
         raise AssigneeInvalidError("Name an agent_id, a department_id or both")
     conversation = get_conversation(session, org_id=conversation.organization_id, conversation_id=conversation.id,
@@ -168,6 +171,9 @@ def assign(session: Session, *, conversation: Conversation, actor_id: uuid.UUID,
             subject_type="conversation", subject_id=conversation.id, actor_id=actor_id,
             data={"department_id": str(department.id)},
         )
+        if agent_id is None and conversation.assigned_agent_id is not None and not _is_member(
+                session, department_id=department.id, user_id=conversation.assigned_agent_id):
+            _release(session, conversation, actor_id=actor_id, reason="not_in_department")
     if agent_id is not None:
         _give(session, conversation, _assignee(session, org_id=conversation.organization_id, agent_id=agent_id),
               actor_id=actor_id, how="manual")
@@ -181,6 +187,13 @@ def unassign(session: Session, *, conversation: Conversation, actor_id: uuid.UUI
     """Back to the queue: the next agent with room takes it."""
     conversation = get_conversation(session, org_id=conversation.organization_id, conversation_id=conversation.id,
                                     for_update=True)
+    _release(session, conversation, actor_id=actor_id)
+    session.flush()
+    return conversation
+
+
+def _release(session: Session, conversation: Conversation, *, actor_id: uuid.UUID | None,
+             reason: str | None = None) -> None:
     previous = conversation.assigned_agent_id
     conversation.assigned_agent_id = None
     conversation.owner = ConversationOwner.none
@@ -188,10 +201,16 @@ def unassign(session: Session, *, conversation: Conversation, actor_id: uuid.UUI
         conversation.waiting_since = utcnow()
     audit_on_commit(
         session, org_id=conversation.organization_id, action="conversations.unassigned", subject_type="conversation",
-        subject_id=conversation.id, actor_id=actor_id, data={"from_agent_id": str(previous) if previous else None},
+        subject_id=conversation.id, actor_id=actor_id,
+        data={"from_agent_id": str(previous) if previous else None, "reason": reason},
     )
-    session.flush()
-    return conversation
+
+
+def _is_member(session: Session, *, department_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    return session.execute(
+        select(department_members.c.user_id).where(department_members.c.department_id == department_id,
+                                                   department_members.c.user_id == user_id)
+    ).first() is not None
 
 
 def organizations_waiting(session: Session) -> list[uuid.UUID]:

@@ -433,3 +433,30 @@ def test_a_backlog_of_large_batches_drains_completely_in_arrival_order(client, n
         assert mine == [f"{webhook}-{n}" for webhook in range(customer, 100, 7) for n in range(50)]
     waiting = db_session.execute(select(WebhookEvent).where(WebhookEvent.status != "processed")).scalars().all()
     assert waiting == []
+
+
+def test_a_department_transfer_hands_the_conversation_to_its_agents_not_the_old_one(deliver, db_session, client,
+                                                                                   agent, organization, admin_headers):
+    from shared.models import department_members
+
+    deliver(inbound(text("I need my invoice")))
+    conversation = the_conversation(db_session)
+    assert conversation.assigned_agent_id == agent.id  # first message: auto-assigned; the agent is in no department
+    billing, finance = make_department(db_session, organization, name="Billing"), make_department(
+        db_session, organization, name="Finance")
+    clerk = make_user(db_session, organization, role="agent", availability=Availability.online,
+                      max_open_conversations=5)
+    db_session.execute(department_members.insert(), [{"department_id": billing.id, "user_id": clerk.id},
+                                                     {"department_id": finance.id, "user_id": clerk.id}])
+    db_session.flush()
+
+    def move_to(department):
+        response = client.post(f"/api/v1/conversations/{conversation.id}/assign",
+                               json={"department_id": str(department.id)}, headers=admin_headers)
+        assert response.status_code == 200, response.get_json()
+        return response.get_json()
+
+    moved = move_to(billing)
+    assert (moved["department_id"], moved["assigned_agent_id"]) == (str(billing.id), str(clerk.id))
+    kept = move_to(finance)  # the clerk is in Finance too: it stays theirs
+    assert (kept["department_id"], kept["assigned_agent_id"]) == (str(finance.id), str(clerk.id))
