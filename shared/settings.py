@@ -65,6 +65,7 @@ class Settings:
 
     # WhatsApp: Meta's Graph API in production; the local sandbox (python -m sandbox) otherwise.
     whatsapp_api_base: str | None = None
+    sandbox_port: int = 8090  # where `make run` starts the sandbox; the Graph base outside production follows it
     whatsapp_api_version: str = "v24.0"
     # Fernet keys for secrets at rest (access tokens, app secrets); the first encrypts, all decrypt,
     # so a new key is added in front and old ones stay until `python -m shared.cli rotate-secrets` ran.
@@ -96,7 +97,7 @@ class Settings:
     def graph_api_base(self) -> str:
         if self.whatsapp_api_base:
             return self.whatsapp_api_base.rstrip("/")
-        return "https://graph.facebook.com" if self.is_production else "http://127.0.0.1:8090"
+        return "https://graph.facebook.com" if self.is_production else f"http://127.0.0.1:{self.sandbox_port}"
 
     @property
     def json_logs(self) -> bool:
@@ -137,6 +138,7 @@ class Settings:
             "SEND_LEASE_SECONDS": ("send_lease_seconds", int),
             "PYTAKE_EXTRA_TASK_MODULES": ("extra_task_modules", _csv),
             "WHATSAPP_API_BASE": ("whatsapp_api_base", str),
+            "SANDBOX_PORT": ("sandbox_port", int),
             "WHATSAPP_API_VERSION": ("whatsapp_api_version", str),
             "ENCRYPTION_KEYS": ("encryption_keys", _csv),
             "WHATSAPP_VERIFY_TOKEN": ("whatsapp_verify_token", str),

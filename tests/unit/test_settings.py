@@ -50,3 +50,12 @@ def test_production_refuses_to_start_without_encryption_keys():
 def test_production_starts_with_a_real_secret_and_keys_of_its_own():
     settings = Settings.from_env({"ENVIRONMENT": "production", "SECRET_KEY": "x" * 48, "ENCRYPTION_KEYS": PRODUCTION_KEY})
     assert settings.is_production and settings.json_logs
+
+
+def test_the_graph_base_follows_the_sandbox_port_outside_production():
+    """`SANDBOX_PORT=9100 make run` moves the sandbox (Procfile); the platform must call it there, not on 8090."""
+    assert Settings.from_env({}).graph_api_base == "http://127.0.0.1:8090"
+    assert Settings.from_env({"SANDBOX_PORT": "9100"}).graph_api_base == "http://127.0.0.1:9100"
+    moved_but_explicit = {"SANDBOX_PORT": "9100", "WHATSAPP_API_BASE": "http://sandbox:8090/"}
+    assert Settings.from_env(moved_but_explicit).graph_api_base == "http://sandbox:8090"
+    assert Settings(environment="production", sandbox_port=9100).graph_api_base == "https://graph.facebook.com"
