@@ -33,6 +33,13 @@ NUMBER_FIELDS_DEFAULT = (
     "id",
 )
 TEMPLATE_FIELDS_DEFAULT = ("name", "parameter_format", "components", "language", "status", "category", "id")
+# Every field of Meta's WhatsAppMessageTemplate node: a request may name any of them (Meta answers 100
+# only for a name the node does not have); those the sandbox has no value for are left out, as Meta does.
+TEMPLATE_FIELDS = (
+    "id", "name", "language", "status", "category", "components", "parameter_format", "quality_score",
+    "rejected_reason", "previous_category", "correct_category", "sub_category", "message_send_ttl_seconds",
+    "cta_url_link_tracking_opted_out", "library_template_name",
+)
 KINDS = {
     "graph.post_messages": "messages",
     "graph.upload_media": "media",
@@ -151,13 +158,15 @@ def _check_waba_token(sandbox: Sandbox, waba_id: str) -> None:
         raise GraphError(190, f"The access token does not belong to WhatsApp Business Account {waba_id}.")
 
 
-def _select_fields(full: dict, defaults: tuple[str, ...], node_type: str) -> dict:
+def _select_fields(full: dict, defaults: tuple[str, ...], node_type: str, node_fields: tuple[str, ...] = ()) -> dict:
+    """The fields asked for (`?fields=`), or the node's defaults. A name the node has but this object
+    holds no value for is left out of the answer; a name the node does not have is code 100."""
     wanted = request.args.get("fields")
     names = [name.strip() for name in wanted.split(",") if name.strip()] if wanted else list(defaults)
     for name in names:
-        if name not in full:
+        if name not in full and name not in node_fields:
             raise invalid(f"Tried accessing nonexisting field ({name}) on node type ({node_type})")
-    return {name: full[name] for name in dict.fromkeys([*names, "id"])}
+    return {name: full[name] for name in dict.fromkeys([*names, "id"]) if name in full}
 
 
 # messages and media -----------------------------------------------------------
@@ -256,7 +265,8 @@ def get_object(version: str, object_id: str):
         template = state.templates.get(object_id)
         if template is not None:
             _check_waba_token(sandbox, template.waba_id)
-            return jsonify(_select_fields(template.describe(), TEMPLATE_FIELDS_DEFAULT, "WhatsAppMessageTemplate"))
+            return jsonify(_select_fields(template.describe(), TEMPLATE_FIELDS_DEFAULT, "WhatsAppMessageTemplate",
+                                          TEMPLATE_FIELDS))
         raise unknown_object(object_id, request.method)
 
 
@@ -324,7 +334,8 @@ def _list_templates(sandbox: Sandbox, waba_id: str, version: str) -> dict:
         raise invalid("The parameter limit must be an integer.") from None
     start = _position(request.args["after"]) if request.args.get("after") else 0
     page = found[start:start + limit]
-    data = [_select_fields(t.describe(), TEMPLATE_FIELDS_DEFAULT, "WhatsAppMessageTemplate") for t in page]
+    data = [_select_fields(t.describe(), TEMPLATE_FIELDS_DEFAULT, "WhatsAppMessageTemplate", TEMPLATE_FIELDS)
+            for t in page]
     paging: dict = {"cursors": {"before": _cursor(start), "after": _cursor(start + len(page))}}
     if start + limit < len(found):
         query = {**request.args.to_dict(), "after": paging["cursors"]["after"]}

@@ -11,7 +11,9 @@ from flask import current_app
 from sandbox import templates
 from sandbox.errors import invalid
 from sandbox.scheduler import Scheduler
-from sandbox.state import DEFAULT_CONFIG, ConfigError, SandboxState, Template, new_numeric_id
+from sandbox.state import (
+    DEFAULT_CONFIG, TEMPLATE_QUALITY_SCORES, ConfigError, SandboxState, Template, new_numeric_id,
+)
 from sandbox.webhooks import WebhookSender, envelope, template_status_value
 
 CONFIG_KEYS = {*DEFAULT_CONFIG, "faults", "numbers", "templates"}
@@ -61,21 +63,28 @@ class Sandbox:
         )
         if duplicate:
             raise invalid("Content in this language already exists", subcode=2388024)
+        now = state.clock.now()
         template = Template(id=new_numeric_id(state.templates), waba_id=waba_id, status=status,
-                            created_at=state.clock.now(), **fields)
+                            created_at=now, quality_date=now, **fields)
         state.templates[template.id] = template
         if status == "PENDING":
             self._review_later(template.id)
         return template
 
     def seed_template(self, definition: dict) -> Template:
-        """A template that skips review (control API and create_app config); status defaults to APPROVED."""
+        """A template that skips review (control API and create_app config); status defaults to APPROVED,
+        quality_score (GREEN, YELLOW, RED) to Meta's UNKNOWN."""
         definition = dict(definition)
         waba_id = definition.pop("waba_id", None)
         status = str(definition.pop("status", "APPROVED")).upper()
+        quality = str(definition.pop("quality_score", "UNKNOWN")).upper()
         if not waba_id:
             raise ConfigError("waba_id is required")
-        return self.create_template(str(waba_id), definition, status=status)
+        if quality not in TEMPLATE_QUALITY_SCORES:
+            raise ConfigError(f"quality_score must be one of {', '.join(TEMPLATE_QUALITY_SCORES)}")
+        template = self.create_template(str(waba_id), definition, status=status)
+        template.quality_score = quality
+        return template
 
     def set_template_status(self, template: Template, status: str, reason: str = "NONE") -> None:
         """Change a template's status and send message_template_status_update. Expects the state lock held."""

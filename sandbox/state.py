@@ -293,6 +293,9 @@ class Customer:
         return self.last_inbound_at is not None and now - self.last_inbound_at < WINDOW_SECONDS
 
 
+TEMPLATE_QUALITY_SCORES = ("GREEN", "YELLOW", "RED", "UNKNOWN")
+
+
 @dataclass
 class Template:
     id: str
@@ -305,9 +308,13 @@ class Template:
     status: str = "PENDING"
     rejected_reason: str = "NONE"
     created_at: float = 0.0
+    quality_score: str = "UNKNOWN"  # Meta rates every new template UNKNOWN until it has feedback
+    quality_date: float = 0.0
+    previous_category: str | None = None  # set by Meta only after it re-categorised the template
 
     def describe(self) -> dict:
-        return {
+        """The template as Graph answers it; a field Meta leaves unset is absent, not null."""
+        described = {
             "name": self.name,
             "parameter_format": self.parameter_format,
             "components": copy.deepcopy(self.components),
@@ -316,7 +323,11 @@ class Template:
             "category": self.category,
             "id": self.id,
             "rejected_reason": self.rejected_reason,
+            "quality_score": {"score": self.quality_score, "date": int(self.quality_date or self.created_at)},
         }
+        if self.previous_category is not None:
+            described["previous_category"] = self.previous_category
+        return described
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """PyTake against the Cloud API sandbox, end to end: web, a real worker, and the sandbox's signed webhooks.
 
 A template created through PyTake's API is submitted by the worker, approved by the sandbox, and its
-status arrives by webhook; a quality downgrade in the sandbox changes the number's rating here.
+status arrives by webhook; a quality downgrade in the sandbox changes the number's rating here; the
+template sync brings in what the sandbox (as Meta) says about the templates.
 """
 
 import pytest
@@ -63,3 +64,41 @@ def test_a_quality_downgrade_in_the_sandbox_changes_the_rating_here(worker, sand
             return session.get(WhatsAppNumber, connected["number_id"]).quality_rating
 
     assert wait_for(lambda: rating() == "RED", timeout=60, interval=0.3, what="the quality update")
+
+
+def _finished_job(web, headers, response):
+    """Wait for the job a 202 answer started; answer it once it has finished."""
+    assert response.status_code == 202, response.text
+    url = f"{web}/api/v1/jobs/{response.json()['job_id']}"
+
+    def finished():
+        job = requests.get(url, headers=headers, timeout=5).json()
+        return job if job["status"] in ("succeeded", "failed", "cancelled") else None
+
+    return wait_for(finished, timeout=60, interval=0.3, what="the job")
+
+
+def test_template_sync_brings_in_metas_templates_with_status_category_and_quality(worker, web, sandbox, connected):
+    body = [{"type": "BODY", "text": "Hi {{1}}, your parcel is at the pick-up point.",
+             "example": {"body_text": [["Ana"]]}}]
+    for name, category, status, quality in (("parcel_ready", "UTILITY", "APPROVED", "GREEN"),
+                                            ("winter_sale", "MARKETING", "PAUSED", "RED"),
+                                            ("parcel_late", "UTILITY", "APPROVED", None)):
+        seeded = {"waba_id": NUMBER["waba_id"], "name": name, "language": "en_US", "category": category,
+                  "status": status, "components": body, **({"quality_score": quality} if quality else {})}
+        requests.post(f"{sandbox}/_sandbox/templates", json=seeded, timeout=5).raise_for_status()
+    listed = requests.get(f"{sandbox}/_sandbox/templates", params={"waba_id": NUMBER["waba_id"]}, timeout=5).json()
+    meta_ids = {t["name"]: t["id"] for t in listed["data"]}
+
+    job = _finished_job(web, connected["headers"], requests.post(
+        f"{web}/api/v1/templates/sync", headers=connected["headers"],
+        json={"number_id": str(connected["number_id"])}, timeout=10))
+    assert job["status"] == "succeeded", job
+
+    with unit_of_work() as session:
+        synced = {t.name: (t.category, t.status, t.quality_score, t.meta_template_id, t.components)
+                  for t in templates.list_templates(session, org_id=connected["org_id"])}
+    assert synced["parcel_ready"] == ("UTILITY", "APPROVED", "GREEN", meta_ids["parcel_ready"], body)
+    assert synced["winter_sale"] == ("MARKETING", "PAUSED", "RED", meta_ids["winter_sale"], body)
+    assert synced["parcel_late"] == ("UTILITY", "APPROVED", "UNKNOWN", meta_ids["parcel_late"], body)
+

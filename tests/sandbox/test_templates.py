@@ -160,6 +160,35 @@ def test_listing_pages_and_filters_and_delete_by_name(graph):
     assert names == ["alpha", "gamma", "paused_one"]
 
 
+def test_listing_answers_the_fields_meta_accepts_with_quality_scores_shaped_like_meta(graph):
+    seed_template(graph, WELCOME, quality_score="YELLOW")
+    seed_template(graph, ORDER_UPDATE)
+    fields = ("id,name,language,status,category,components,quality_score,rejected_reason,previous_category,"
+              "parameter_format,sub_category")
+    response = graph.get(TEMPLATES_URL, query_string={"fields": fields, "limit": 100}, headers=AUTH)
+    assert response.status_code == 200, response.get_json()
+    listed = {t["name"]: t for t in response.get_json()["data"]}
+    assert {name: t["quality_score"]["score"] for name, t in listed.items()} == {
+        "welcome": "YELLOW", "order_update": "UNKNOWN"}  # Meta rates a new template UNKNOWN
+    assert all(isinstance(t["quality_score"]["date"], int) for t in listed.values())
+    welcome = listed["welcome"]
+    assert (welcome["status"], welcome["category"], welcome["rejected_reason"], welcome["parameter_format"]) == (
+        "APPROVED", "MARKETING", "NONE", "POSITIONAL")
+    # Fields the node has but the template holds no value for are left out, as Meta does.
+    assert "previous_category" not in welcome and "sub_category" not in welcome
+
+    one = graph.get(f"/{VERSION}/{welcome['id']}", query_string={"fields": "quality_score,previous_category"},
+                    headers=AUTH).get_json()
+    assert one == {"quality_score": welcome["quality_score"], "id": welcome["id"]}
+    refused = graph.get(TEMPLATES_URL, query_string={"fields": "name,colour"}, headers=AUTH)
+    assert refused.status_code == 400 and error_of(refused)["code"] == 100
+
+
+def test_a_seeded_quality_score_must_be_one_meta_uses(graph):
+    response = graph.post("/_sandbox/templates", json={**WELCOME, "quality_score": "BLUE"})
+    assert response.status_code == 400 and "quality_score" in response.get_json()["error"]
+
+
 def test_template_management_calls_are_recorded(graph):
     graph.post(TEMPLATES_URL, json=definition("spring_sale"), headers=AUTH)
     [call] = graph.get("/_sandbox/requests", query_string={"kind": "templates"}).get_json()["data"]
