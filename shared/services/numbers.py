@@ -168,7 +168,10 @@ def apply_phone_info(number: WhatsAppNumber, info: dict[str, Any]) -> None:
         ch for ch in info.get("display_phone_number", number.display_phone_number) if ch.isdigit()
     )
     number.quality_rating = info.get("quality_rating", number.quality_rating)
-    number.messaging_limit_tier = info.get("messaging_limit_tier", number.messaging_limit_tier)
+    # Meta answers the tier as `whatsapp_business_manager_messaging_limit` (the portfolio's limit, which
+    # is what the client asks for); `messaging_limit_tier` is its deprecated name, read if that is all there is.
+    number.messaging_limit_tier = (info.get("whatsapp_business_manager_messaging_limit")
+                                   or info.get("messaging_limit_tier") or number.messaging_limit_tier)
     if info.get("status") in STATUS_FROM_META:
         number.status = STATUS_FROM_META[info["status"]]
     throughput = (info.get("throughput") or {}).get("level")

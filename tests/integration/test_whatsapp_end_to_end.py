@@ -2,14 +2,14 @@
 
 A template created through PyTake's API is submitted by the worker, approved by the sandbox, and its
 status arrives by webhook; a quality downgrade in the sandbox changes the number's rating here; the
-template sync brings in what the sandbox (as Meta) says about the templates.
+template and number syncs bring in what the sandbox (as Meta) says about them.
 """
 
 import pytest
 import requests
 
 from shared.db import unit_of_work
-from shared.models import Organization, WhatsAppNumber
+from shared.models import NumberStatus, Organization, WhatsAppNumber
 from shared.services import numbers, templates
 from tests.factories import make_user
 from tests.integration.conftest import wait_for
@@ -102,3 +102,22 @@ def test_template_sync_brings_in_metas_templates_with_status_category_and_qualit
     assert synced["winter_sale"] == ("MARKETING", "PAUSED", "RED", meta_ids["winter_sale"], body)
     assert synced["parcel_late"] == ("UTILITY", "APPROVED", "UNKNOWN", meta_ids["parcel_late"], body)
 
+
+def test_number_sync_brings_in_tier_quality_name_and_status(worker, web, sandbox, connected):
+    requests.patch(f"{sandbox}/_sandbox/numbers/{NUMBER['phone_number_id']}", json={
+        "verified_name": "Lucky Shrub", "quality_rating": "YELLOW", "messaging_limit_tier": "TIER_10K",
+        "status": "FLAGGED"}, timeout=5).raise_for_status()
+    with unit_of_work() as session:
+        before = session.get(WhatsAppNumber, connected["number_id"])
+        assert (before.messaging_limit_tier, before.verified_name, before.status) == (None, None, NumberStatus.connected)
+
+    job = _finished_job(web, connected["headers"], requests.post(
+        f"{web}/api/v1/numbers/{connected['number_id']}/sync", headers=connected["headers"], timeout=10))
+    assert job["status"] == "succeeded", job
+
+    with unit_of_work() as session:
+        number = session.get(WhatsAppNumber, connected["number_id"])
+        assert (number.messaging_limit_tier, number.quality_rating, number.verified_name, number.status) == (
+            "TIER_10K", "YELLOW", "Lucky Shrub", NumberStatus.flagged)
+        assert number.last_synced_at is not None and number.last_sync_error is None
+    assert job["result"]["messaging_limit_tier"] == "TIER_10K"
