@@ -128,14 +128,31 @@ def _check_content(org_id: uuid.UUID, message_type: str, content: Any) -> Any:
         if message_type == "reaction":
             return outbound.reaction_content(content.get("message_id", ""), content.get("emoji", ""))
         if message_type == "location":
-            return outbound.location_content(float(content["latitude"]), float(content["longitude"]),
+            return outbound.location_content(_coordinate(content, "latitude"), _coordinate(content, "longitude"),
                                              name=content.get("name"), address=content.get("address"))
         if message_type == "contacts":
             return outbound.contacts_content(content)
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except ValueError as exc:  # the builders' own words: what Meta would refuse, and why
         raise MessageInvalidError(f"{message_type}: {exc}", details={"field": message_type}) from exc
+    except KeyError as exc:
+        raise MessageInvalidError(f"{message_type}: the field {exc.args[0]!r} is missing",
+                                  details={"field": f"{message_type}.{exc.args[0]}"}) from exc
+    except (TypeError, AttributeError) as exc:  # a number where text belongs, a string where an object does
+        raise MessageInvalidError(
+            f"{message_type}: a field has the wrong type (text as strings, objects and lists as Meta documents them)",
+            details={"field": message_type}) from exc
     raise MessageInvalidError(f"cannot send messages of type {message_type!r}",
                               details={"allowed": list(SENDABLE_TYPES)})
+
+
+def _coordinate(content: dict[str, Any], key: str) -> float:
+    value = content[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{key} must be a number")
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{key} must be a number, got {value!r}") from None
 
 
 def _interactive(content: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -159,3 +161,26 @@ def test_the_queued_line_is_on_the_timeline_with_who_and_from_where(deliver, db_
     [queued] = [e for e in timeline if e["event"] == "messages.queued"]
     assert queued["data"]["message_id"] == reply_id and queued["actor"] == str(admin.id)
     assert queued["data"]["ip"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("spec, says", [
+    ({"type": "text", "text": {"body": 123}}, "wrong type"),
+    ({"type": "text", "text": "hello"}, "Not a valid mapping type"),
+    ({"type": "location", "location": {"latitude": "north", "longitude": 1}}, "latitude must be a number"),
+    ({"type": "location", "location": {"longitude": 1}}, "'latitude' is missing"),
+    ({"type": "interactive", "interactive": {"type": "button", "body": {"text": "Pick"},
+                                             "action": {"buttons": [{"reply": {"title": "Yes"}}]}}}, "'id' is missing"),
+    ({"type": "interactive", "interactive": {"type": "button", "body": "Pick"}}, "wrong type"),
+])
+def test_a_malformed_message_is_refused_in_plain_words_without_python_internals(deliver, db_session, client,
+                                                                                admin_headers, spec, says):
+    deliver(inbound(text("Hi")))
+    response = client.post(f"/api/v1/conversations/{the_conversation(db_session).id}/messages", json=spec,
+                           headers=admin_headers)
+    answer = response.get_json()
+    said = json.dumps(answer)
+    assert response.status_code == 422 and says in said, answer
+    for internal in ("object of type", "has no len", "NoneType", "could not convert", "object has no attribute",
+                     "object is not subscriptable"):
+        assert internal not in said
+    assert not _outbound(db_session)  # nothing queued
