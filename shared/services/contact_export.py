@@ -33,7 +33,7 @@ def _row(contact, attribute_keys: list[str]) -> list[Any]:
 
 def run_export(session: Session, *, job: Job, progress) -> dict[str, Any]:
     org_id = job.organization_id
-    spec = job.params.get("filter") or {}
+    spec = job.params.get("filters", job.params.get("filter")) or {}  # `filter`: a job queued before the rename
     total = contacts.count_contacts(session, org_id=org_id, spec=spec)
     attribute_keys = sorted(attributes.attribute_types(session, org_id=org_id))
     query = contacts.filtered_query(session, org_id=org_id, spec=spec).order_by("created_at", "id")

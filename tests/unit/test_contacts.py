@@ -210,3 +210,23 @@ def test_bulk_by_ids_is_immediate_and_by_filter_is_a_job(client, db_session, adm
     assert result == {"matched": 3, "affected": 3}
     still_vip = client.get("/api/v1/contacts?tags_any=vip", headers=admin_headers).get_json()["items"]
     assert still_vip == [] and reports[-1][0] == 100
+
+
+def test_bodies_that_select_contacts_all_say_filters_and_still_take_filter(client, db_session, admin_headers, seeded,
+                                                                          published):
+    from shared.models import Job
+    from workers.tasks.contacts import bulk_update_contacts
+
+    named = client.post("/api/v1/contacts/bulk", json={"action": "untag", "tags": ["vip"],
+                                                       "filters": {"tags_any": ["vip"]}}, headers=admin_headers)
+    assert named.status_code == 202
+    job = db_session.get(Job, named.get_json()["job_id"])
+    assert bulk_update_contacts.body(db_session, job, lambda *a: None) == {"matched": 3, "affected": 3}
+    exported = client.post("/api/v1/contacts/exports", json={"filters": {"tags_any": ["sp"]}}, headers=admin_headers)
+    assert exported.status_code == 202
+    assert db_session.get(Job, exported.get_json()["job_id"]).params == {"filters": {"tags_any": ["sp"]}}
+    both = client.post("/api/v1/contacts/exports", json={"filters": {}, "filter": {}}, headers=admin_headers)
+    assert both.status_code == 422 and "filter" in both.get_json()["details"]["errors"]["json"]
+    spec = client.get("/openapi.json").get_json()["components"]["schemas"]
+    assert all("filters" in spec[name]["properties"] and "filter" not in spec[name]["properties"]
+               for name in ("ExportCreate", "BulkAction", "SegmentCreate"))

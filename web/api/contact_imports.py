@@ -126,7 +126,7 @@ class ExportStart(MethodView):
         """Export the contacts matching a filter to CSV as a job; the job's result carries an expiring link."""
         job, _ = create_job(
             get_session(), org_id=require_org_id(), kind="contacts.export", task_name=names.EXPORT_CONTACTS,
-            params={"filter": body["filter"]}, created_by_id=current_principal().user.id,
+            params={"filters": body["filters"]}, created_by_id=current_principal().user.id,
             idempotency_key=request.headers.get("Idempotency-Key"),
         )
         return {"job_id": job.id, "status": job.status.value}

@@ -64,7 +64,7 @@ class ContactBulk(MethodView):
     def post(self, body):
         """Tag, untag or set the lifecycle stage of contacts: up to 1000 ids at once, or every match of a filter as a job."""
         session, org = get_session(), current_org()
-        if "filter" in body:
+        if "filters" in body:
             job, _ = create_job(
                 session, org_id=org.id, kind="contacts.bulk_update", task_name=names.BULK_UPDATE_CONTACTS,
                 params={key: value for key, value in body.items() if key != "ids"},

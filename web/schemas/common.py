@@ -25,6 +25,19 @@ class StrictSchema(ma.Schema):
         unknown = ma.RAISE
 
 
+class FiltersNamedOnce:
+    """`filters` is the name everywhere a body selects contacts (segments, exports, bulk actions); `filter`,
+    the older name of the last two, is still accepted."""
+
+    @ma.pre_load
+    def _older_name(self, data, **kwargs):
+        if isinstance(data, dict) and "filter" in data:
+            if "filters" in data:
+                raise ma.ValidationError({"filter": ["Give filters (filter is its older name), not both."]})
+            data = {("filters" if key == "filter" else key): value for key, value in data.items()}
+        return data
+
+
 class QueryArgsSchema(ma.Schema):
     """Query strings: unknown parameters are ignored."""
 

@@ -1,6 +1,6 @@
 import marshmallow as ma
 
-from web.schemas.common import StrictSchema
+from web.schemas.common import FiltersNamedOnce, StrictSchema
 from web.schemas.contacts import ContactFilterSchema
 
 
@@ -54,5 +54,5 @@ class JobAcceptedSchema(ma.Schema):
     status = ma.fields.String()
 
 
-class ExportCreateSchema(StrictSchema):
-    filter = ma.fields.Nested(ContactFilterSchema, load_default=dict)
+class ExportCreateSchema(FiltersNamedOnce, StrictSchema):
+    filters = ma.fields.Nested(ContactFilterSchema, load_default=dict)

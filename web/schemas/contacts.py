@@ -5,7 +5,7 @@ from shared.models import AttributeType, ConsentScope, ConsentSource, ConsentSta
 from shared.services.consent import MessageCategory
 from shared.services.contact_filters import ATTRIBUTE_OPS
 from shared.services.contacts import SORTS
-from web.schemas.common import PageQueryArgsSchema, QueryArgsSchema, StrictSchema
+from web.schemas.common import FiltersNamedOnce, PageQueryArgsSchema, QueryArgsSchema, StrictSchema
 
 TAG_NAME = ma.validate.Length(min=1, max=100)
 SORT_CHOICES = [*SORTS, *(f"-{name}" for name in SORTS)]
@@ -205,17 +205,17 @@ class ContactStatsSchema(ma.Schema):
         return contact.last_inbound_at.isoformat() if contact.last_inbound_at else None
 
 
-class BulkActionSchema(StrictSchema):
+class BulkActionSchema(FiltersNamedOnce, StrictSchema):
     action = ma.fields.String(required=True, validate=ma.validate.OneOf(["tag", "untag", "set_lifecycle"]))
     tags = ma.fields.List(ma.fields.String(validate=TAG_NAME))
     lifecycle_stage = ma.fields.String()
     ids = ma.fields.List(ma.fields.UUID(), validate=ma.validate.Length(min=1, max=1000))
-    filter = ma.fields.Nested(ContactFilterSchema)
+    filters = ma.fields.Nested(ContactFilterSchema)
 
     @ma.validates_schema
     def target(self, data, **kwargs):
-        if ("ids" in data) == ("filter" in data):
-            raise ma.ValidationError("Give either ids (up to 1000, done at once) or filter (done as a job).")
+        if ("ids" in data) == ("filters" in data):
+            raise ma.ValidationError("Give either ids (up to 1000, done at once) or filters (done as a job).")
         if data["action"] in ("tag", "untag") and not data.get("tags"):
             raise ma.ValidationError({"tags": ["Required for tag and untag."]})
         if data["action"] == "set_lifecycle" and not data.get("lifecycle_stage"):

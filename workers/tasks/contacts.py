@@ -19,7 +19,8 @@ def bulk_update_contacts(session: Session, job: Job, progress: Progress) -> dict
     (the work commits with the job). Side effects: contact_tags rows, lifecycle stages.
     """
     org = session.get(Organization, job.organization_id)
-    ids = contacts.matching_ids(session, org_id=org.id, spec=job.params["filter"])
+    spec = job.params.get("filters", job.params.get("filter"))  # `filter`: a job queued before the rename
+    ids = contacts.matching_ids(session, org_id=org.id, spec=spec)
     done = 0
     for start in range(0, len(ids), BATCH):
         done += contacts.bulk_update(session, org=org, contact_ids=ids[start : start + BATCH], action=job.params)
