@@ -17,6 +17,7 @@ from web import auth
 from web import db as web_db
 from web import request_context
 from web.api import register_blueprints
+from web.api_errors_doc import document_errors
 from web.errors import register_error_handlers
 from web.extensions import Api
 from web.intake import WebhookIntake
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     api = Api(app)
     register_error_handlers(app)
     register_blueprints(api, prefix=settings.api_v1_prefix)
+    document_errors(api, app)
     app.wsgi_app = WebhookIntake(app.wsgi_app, path=f"{settings.api_v1_prefix}/webhooks/whatsapp",
                                  max_bytes=settings.max_request_bytes)
     return app

@@ -52,3 +52,23 @@ def test_openapi_and_the_documentation_pages(client):
     assert redoc.status_code == 200 and b"/redoc/assets/redoc.standalone.js" in redoc.data and b"cdn." not in redoc.data
     script = client.get("/redoc/assets/redoc.standalone.js")  # served locally too: ReDoc is not blank offline
     assert script.status_code == 200 and b"Redoc" in script.data[:2000]
+
+
+def test_the_spec_documents_401_403_404_and_409_where_they_happen(client):
+    paths = client.get("/openapi.json").get_json()["paths"]
+    error = {"$ref": "#/components/schemas/Error"}
+
+    def answers(path, method):
+        return paths[path][method]["responses"]
+
+    job = answers("/api/v1/jobs/{job_id}", "get")
+    assert {"401", "403", "404"} <= set(job) and job["404"]["content"]["application/json"]["schema"] == error
+    assert {"401", "403"} <= set(answers("/api/v1/contacts/", "get")) and "404" not in answers("/api/v1/contacts/", "get")
+    assert "401" in answers("/api/v1/auth/me", "get") and "403" not in answers("/api/v1/auth/me", "get")
+    for public in (("/api/v1/auth/login", "post"), ("/api/v1/webhooks/whatsapp", "post")):
+        assert not {"401", "403"} & set(answers(*public))
+    for conflict in (("/api/v1/contacts/", "post"), ("/api/v1/contacts/{contact_id}", "patch"),
+                     ("/api/v1/numbers/", "post"), ("/api/v1/users/", "post"), ("/api/v1/auth/register", "post"),
+                     ("/api/v1/departments/", "post"), ("/api/v1/jobs/{job_id}/cancel", "post"),
+                     ("/api/v1/conversations/{conversation_id}/messages", "post")):
+        assert "409" in answers(*conflict), conflict

@@ -30,6 +30,7 @@ class Register(MethodView):
     @blp.doc(security=[])
     @blp.arguments(RegisterSchema)
     @blp.response(201, SessionSchema)
+    @blp.alt_response(409, description="`email_taken`: an account with this email exists")
     def post(self, body):
         """Create an account and a new organization (on a 14-day trial); you become its org_admin."""
         user, org = users.register(get_session(), **body)

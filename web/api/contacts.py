@@ -49,6 +49,7 @@ class ContactList(MethodView):
     @requires(Permission.contacts_write)
     @blp.arguments(ContactCreateSchema)
     @blp.response(201, ContactSchema)
+    @blp.alt_response(409, description="`contact_exists`: the phone is another contact's")
     def post(self, body):
         """Create a contact; the phone is normalized to E.164 and must not belong to another contact."""
         tag_names = body.pop("tags")
@@ -85,6 +86,7 @@ class ContactItem(MethodView):
     @requires(Permission.contacts_write)
     @blp.arguments(ContactUpdateSchema)
     @blp.response(200, ContactSchema)
+    @blp.alt_response(409, description="`contact_exists`: the phone is another contact's")
     def patch(self, body, contact_id):
         """Update profile, phone, lifecycle stage or custom attributes (merged; null removes one)."""
         return contacts.update_contact(get_session(), org=current_org(), contact=_contact(contact_id), changes=body)

@@ -27,6 +27,7 @@ class DepartmentList(MethodView):
     @requires(Permission.departments_manage)
     @blp.arguments(DepartmentCreateSchema)
     @blp.response(201, DepartmentDetailSchema)
+    @blp.alt_response(409, description="`department_name_taken`: the organization has a department of that name")
     def post(self, body):
         """Create a department; names are unique within the organization."""
         return departments.create_department(get_session(), org_id=require_org_id(), **body)
@@ -43,6 +44,7 @@ class DepartmentItem(MethodView):
     @requires(Permission.departments_manage)
     @blp.arguments(DepartmentUpdateSchema)
     @blp.response(200, DepartmentDetailSchema)
+    @blp.alt_response(409, description="`department_name_taken`: the organization has a department of that name")
     def patch(self, body, department_id):
         """Rename or describe a department."""
         return departments.update_department(get_session(), department=_department(department_id), changes=body)

@@ -50,6 +50,7 @@ class JobCancel(MethodView):
     @requires(Permission.jobs_manage)
     @blp.arguments(JobCancelSchema, required=False)
     @blp.response(200, JobSchema)
+    @blp.alt_response(409, description="`job_not_cancellable`: the job has finished")
     def post(self, body, job_id):
         """Cancel a queued or running job; a running job stops at its next progress report."""
         return job_service.cancel_job(

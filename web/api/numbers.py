@@ -29,6 +29,7 @@ class NumberList(MethodView):
     @requires(Permission.numbers_manage)
     @blp.arguments(NumberCreateSchema)
     @blp.response(201, NumberSchema)
+    @blp.alt_response(409, description="`phone_number_id_taken`: the number is connected already")
     def post(self, body):
         """Connect a number (within the plan's limit). The access token and app secret are stored encrypted."""
         return numbers.create_number(get_session(), org=current_org(), **body)

@@ -40,6 +40,7 @@ class UserList(MethodView):
     @requires(Permission.users_manage)
     @blp.arguments(UserCreateSchema)
     @blp.response(201, UserSchema)
+    @blp.alt_response(409, description="`email_taken`: an account with this email exists")
     def post(self, body):
         """Add a user (within the plan's user limit)."""
         _guard_role(body["role"])
