@@ -59,6 +59,8 @@ class Organization(SoftDeleteMixin, Base):
     timezone: Mapped[str] = mapped_column(String(64), server_default=text("'UTC'"), default="UTC")
     default_country: Mapped[str | None] = mapped_column(String(2))  # ISO 3166-1 alpha-2, for local phone numbers
     billing_email: Mapped[str | None] = mapped_column(String(320))
+    # What PyTake writes to customers in on its own (keyword confirmations): one of shared.languages.SUPPORTED_LANGUAGES.
+    language: Mapped[str] = mapped_column(String(8), server_default=text("'en'"), default="en")
     settings: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
 
     plan: Mapped[Plan] = relationship(lazy="joined")

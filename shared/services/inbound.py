@@ -5,7 +5,8 @@ per organization: contacts upserted in one statement (identity rules of the cont
 conversations found or opened in one (a closed one reopens) and locked in id order, messages
 inserted in one (unique wamid, ON CONFLICT DO NOTHING: a repeat is dropped here, so it is routed
 once too), then, in arrival order, the 24 h window moved forward, counters counted, opt-out and
-opt-in keywords recorded in the consent ledger with a confirmation reply (messages.queue_message),
+opt-in keywords recorded in the consent ledger with a confirmation reply in the organization's
+language (shared/languages.py, messages.queue_message),
 media fetched by a task of its own. Each conversation is then handed to its agent once per batch
 (automatic assignment); a blocked contact's messages are stored but not routed. Statuses in the
 same changes go to the status handling (shared/services/statuses.py).
@@ -27,6 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.errors import DomainError
+from shared.languages import keyword_confirmation
 from shared.models import (
     ConsentAction,
     ConsentScope,
@@ -50,10 +52,11 @@ from shared.whatsapp.payloads import InboundMessage, MessagesChange
 log = structlog.get_logger(__name__)
 
 INSERT_CHUNK = 2000  # messages per INSERT: 16 parameters each, PostgreSQL allows 65,535 per statement
-DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "PARAR", "SAIR", "CANCELAR", "UNSUBSCRIBE")
-DEFAULT_OPT_IN_KEYWORDS = ("START", "VOLTAR")
-DEFAULT_OPT_OUT_REPLY = "You will no longer receive messages from us. Reply START to receive them again."
-DEFAULT_OPT_IN_REPLY = "You will receive our messages again. Reply STOP to stop them at any time."
+# Every supported language's words, whatever the organization's language: a Brazilian customer of an
+# English-speaking organization who writes PARAR is opted out. The confirmation names one of them
+# in the organization's language (shared/languages.py).
+DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "PARAR", "SAIR", "CANCELAR", "UNSUBSCRIBE", "BAJA")
+DEFAULT_OPT_IN_KEYWORDS = ("START", "VOLTAR", "ALTA")
 
 
 @dataclass(frozen=True)
@@ -196,11 +199,12 @@ def _apply_keyword(session: Session, *, org: Organization, contact: Contact, con
     if not text:
         return
     if text in _keywords(org, "opt_out_keywords", DEFAULT_OPT_OUT_KEYWORDS):
-        action, reply = ConsentAction.opt_out, org.settings.get("opt_out_reply") or DEFAULT_OPT_OUT_REPLY
+        action = ConsentAction.opt_out
     elif text in _keywords(org, "opt_in_keywords", DEFAULT_OPT_IN_KEYWORDS):
-        action, reply = ConsentAction.opt_in, org.settings.get("opt_in_reply") or DEFAULT_OPT_IN_REPLY
+        action = ConsentAction.opt_in
     else:
         return
+    reply = keyword_confirmation(action.value, language=org.language, settings=org.settings)
     consent.record_consent(session, contact=contact, action=action, scope=ConsentScope.all,
                            source=ConsentSource.keyword, actor="customer",
                            evidence=f"{message.type} message {message.wamid}: {text}")

@@ -160,6 +160,58 @@ def test_keywords_are_configurable_per_organization(deliver, db_session, organiz
     assert db_session.execute(select(Contact)).scalar_one().marketing_consent == ConsentState.opted_out
 
 
+def _confirmations(db_session) -> list[str]:
+    replies = db_session.execute(select(Message).where(Message.direction == Direction.outbound)
+                                 .order_by(Message.sequence)).scalars()
+    return [reply.content["body"] for reply in replies if reply.sender_type.value == "system"]
+
+
+def _set_organization(client, admin_headers, organization, **changes):
+    response = client.patch(f"/api/v1/organizations/{organization.id}", json=changes, headers=admin_headers)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+@pytest.mark.parametrize("language,words,opted_out,opted_in", [
+    ("pt-BR", ("PARAR", "VOLTAR"), "Você não receberá mais mensagens nossas. Responda VOLTAR para recebê-las novamente.",
+     "Você voltará a receber nossas mensagens. Responda PARAR para deixar de recebê-las a qualquer momento."),
+    ("es", ("BAJA", "ALTA"), "Ya no recibirás mensajes nuestros. Responde ALTA para volver a recibirlos.",
+     "Volverás a recibir nuestros mensajes. Responde BAJA para dejar de recibirlos en cualquier momento."),
+])
+def test_keyword_confirmations_go_out_in_the_organizations_language(deliver, db_session, client, admin_headers,
+                                                                     organization, language, words, opted_out,
+                                                                     opted_in):
+    assert _set_organization(client, admin_headers, organization, language=language)["language"] == language
+    deliver(inbound(text(words[0])))
+    assert db_session.execute(select(Contact)).scalar_one().marketing_consent == ConsentState.opted_out
+    deliver(inbound(text(words[1])))
+    assert db_session.execute(select(Contact)).scalar_one().marketing_consent == ConsentState.opted_in
+    assert _confirmations(db_session) == [opted_out, opted_in]
+
+
+def test_keyword_confirmations_are_english_by_default_whatever_language_the_keyword(
+        deliver, db_session, client, admin_headers, organization):
+    assert client.get(f"/api/v1/organizations/{organization.id}", headers=admin_headers).get_json()["language"] == "en"
+    deliver(inbound(text("parar")))  # a Brazilian customer of an English-speaking organization
+    deliver(inbound(text("Start")))
+    assert _confirmations(db_session) == [
+        "You will no longer receive messages from us. Reply START to receive them again.",
+        "You will receive our messages again. Reply STOP to stop them at any time.",
+    ]
+
+
+def test_an_organizations_own_confirmation_replaces_its_languages_default(deliver, db_session, client,
+                                                                          admin_headers, organization):
+    _set_organization(client, admin_headers, organization, language="pt-BR",
+                      settings={"opt_out_reply": "Pronto, a Acme não escreve mais. VOLTAR desfaz."})
+    deliver(inbound(text("SAIR")))
+    deliver(inbound(text("VOLTAR")))  # no text of its own for this one: pt-BR's default
+    assert _confirmations(db_session) == [
+        "Pronto, a Acme não escreve mais. VOLTAR desfaz.",
+        "Você voltará a receber nossas mensagens. Responda PARAR para deixar de recebê-las a qualquer momento.",
+    ]
+
+
 def test_agents_at_capacity_leave_conversations_waiting_until_one_frees(deliver, db_session, agent, client, login,
                                                                        published):
     deliver(inbound(text("one"), wa_id="16505550001"))

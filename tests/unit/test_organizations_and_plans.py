@@ -41,6 +41,27 @@ def test_organization_settings_are_validated(client, organization, admin_headers
     assert response.status_code == 422 and field in response.get_json()["details"]["errors"]["json"]
 
 
+def test_an_unsupported_language_is_refused_naming_the_supported_ones(client, organization, admin_headers):
+    url = f"/api/v1/organizations/{organization.id}"
+    response = client.patch(url, json={"language": "fr"}, headers=admin_headers)
+    body = response.get_json()
+    assert response.status_code == 422 and body["code"] == "validation_error", body
+    assert set(body) == {"code", "message", "details", "request_id"}
+    assert body["details"]["errors"]["json"]["language"] == ["Not a supported language; one of: en, es, pt-BR."]
+    assert client.get(url, headers=admin_headers).get_json()["language"] == "en"
+    ok = client.patch(url, json={"language": "es"}, headers=admin_headers)
+    assert ok.status_code == 200 and ok.get_json()["language"] == "es"
+
+
+@pytest.mark.parametrize("reply,problem", [("   ", "Give the text"), (42, "Give the text"), ("x" * 4097, "At most 4096")])
+def test_an_own_keyword_confirmation_must_be_a_sendable_text(client, organization, admin_headers, reply, problem):
+    response = client.patch(f"/api/v1/organizations/{organization.id}", json={"settings": {"opt_in_reply": reply}},
+                            headers=admin_headers)
+    assert response.status_code == 422
+    [message] = response.get_json()["details"]["errors"]["json"]["settings"]["opt_in_reply"]
+    assert message.startswith(problem)
+
+
 def test_only_platform_staff_change_the_plan(client, organization, admin_headers, superadmin_headers):
     url = f"/api/v1/organizations/{organization.id}"
     denied = client.patch(url, json={"plan_code": "free"}, headers=admin_headers)

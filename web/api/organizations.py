@@ -56,7 +56,7 @@ class OrganizationItem(MethodView):
     @blp.arguments(OrganizationUpdateSchema)
     @blp.response(200, OrganizationSchema)
     def patch(self, body, org_id):
-        """Update name, time zone, default country, billing email or settings (plan and trial: super_admin)."""
+        """Update name, time zone, default country, billing email, language or settings (plan and trial: super_admin)."""
         org = _visible_org(org_id)
         principal = current_principal()
         if SUPER_ADMIN_FIELDS & body.keys() and not principal.is_super_admin:

@@ -3,6 +3,7 @@ import zoneinfo
 import marshmallow as ma
 import phonenumbers
 
+from shared.languages import CONFIRMATION_SETTINGS, MAX_TEXT_BODY, SUPPORTED_LANGUAGES
 from shared.models import SubscriptionStatus
 from web.schemas.common import StrictSchema
 
@@ -15,6 +16,28 @@ def _valid_timezone(value: str) -> None:
 def _valid_country(value: str) -> None:
     if value not in phonenumbers.SUPPORTED_REGIONS:
         raise ma.ValidationError("Not an ISO 3166-1 alpha-2 country code with a phone numbering plan (e.g. BR).")
+
+
+_LANGUAGE = {
+    "validate": ma.validate.OneOf(SUPPORTED_LANGUAGES, error="Not a supported language; one of: {choices}."),
+    "metadata": {"description": "What PyTake writes to customers in on its own (keyword confirmations)",
+                 "example": "pt-BR"},
+}
+
+
+def _valid_settings(value: dict) -> None:
+    """The keys PyTake reads as texts to send must be sendable texts; null or absent means the default."""
+    errors = {}
+    for key in CONFIRMATION_SETTINGS.values():
+        text = value.get(key)
+        if text is None:
+            continue
+        if not isinstance(text, str) or not text.strip():
+            errors[key] = ["Give the text to send (or null for the language's default)."]
+        elif len(text) > MAX_TEXT_BODY:
+            errors[key] = [f"At most {MAX_TEXT_BODY} characters (a WhatsApp text message)."]
+    if errors:
+        raise ma.ValidationError(errors)
 
 
 class PlanSchema(ma.Schema):
@@ -49,6 +72,7 @@ class OrganizationSchema(ma.Schema):
     timezone = ma.fields.String(metadata={"example": "America/Sao_Paulo"})
     default_country = ma.fields.String(allow_none=True, metadata={"example": "BR"})
     billing_email = ma.fields.String(allow_none=True)
+    language = ma.fields.String(metadata={"example": "pt-BR"})
     settings = ma.fields.Dict()
     created_at = ma.fields.AwareDateTime()
     updated_at = ma.fields.AwareDateTime()
@@ -59,10 +83,18 @@ class OrganizationUpdateSchema(StrictSchema):
     timezone = ma.fields.String(validate=_valid_timezone)
     default_country = ma.fields.String(validate=_valid_country, allow_none=True)
     billing_email = ma.fields.Email(allow_none=True, validate=ma.validate.Length(max=320))
-    settings = ma.fields.Dict()
+    language = ma.fields.String(**_LANGUAGE)
+    settings = ma.fields.Dict(
+        metadata={"description": "opt_out_reply / opt_in_reply: the organization's own keyword confirmations "
+                                 "(null: the language's default); opt_out_keywords / opt_in_keywords"},
+    )
     # super_admin only:
     plan_code = ma.fields.String(metadata={"description": "super_admin only; ends a trial"})
     trial_ends_at = ma.fields.AwareDateTime(metadata={"description": "super_admin only"})
+
+    @ma.validates("settings")
+    def _settings(self, value, **kwargs):  # here rather than validate=: the errors stay keyed by setting
+        _valid_settings(value)
 
 
 class OrganizationCreateSchema(StrictSchema):
@@ -71,6 +103,7 @@ class OrganizationCreateSchema(StrictSchema):
     timezone = ma.fields.String(validate=_valid_timezone)
     default_country = ma.fields.String(validate=_valid_country, allow_none=True)
     billing_email = ma.fields.Email(allow_none=True)
+    language = ma.fields.String(**_LANGUAGE)
 
 
 class SuspendSchema(StrictSchema):
