@@ -86,6 +86,8 @@ class Settings:
     # A message still `sending` this long after its claim lost its worker: it becomes `unknown` (it may
     # have reached Meta) and its status webhook settles it. Well above the Graph timeouts (3 s + 15 s).
     send_lease_seconds: int = 60
+    # After Meta's 131026 (undeliverable) for a contact on a number, marketing to them there waits this long.
+    unreachable_hours: int = 72
     # Extra task modules a worker imports (the integration tests load their probe tasks this way).
     extra_task_modules: tuple[str, ...] = ()
 
@@ -136,6 +138,7 @@ class Settings:
             "TASK_TIME_LIMIT_SECONDS": ("task_time_limit_seconds", int),
             "PING_TIMEOUT_SECONDS": ("ping_timeout_seconds", float),
             "SEND_LEASE_SECONDS": ("send_lease_seconds", int),
+            "UNREACHABLE_HOURS": ("unreachable_hours", int),
             "PYTAKE_EXTRA_TASK_MODULES": ("extra_task_modules", _csv),
             "WHATSAPP_API_BASE": ("whatsapp_api_base", str),
             "SANDBOX_PORT": ("sandbox_port", int),

@@ -89,6 +89,8 @@ class Conversation(TenantMixin, Base):
     # Set while the conversation waits for an agent (the assignment queue, oldest first).
     waiting_since: Mapped[dt.datetime | None]
     window_expires_at: Mapped[dt.datetime | None]  # 24 h after the customer's last message
+    # Meta answered 131026 (undeliverable) for this contact on this number: marketing waits until then.
+    unreachable_until: Mapped[dt.datetime | None]
     first_response_at: Mapped[dt.datetime | None]
     resolved_at: Mapped[dt.datetime | None]
     last_message_at: Mapped[dt.datetime | None]

@@ -7,15 +7,25 @@ same transaction, so filters stay fast and the ledger stays the proof.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from shared.models import ConsentAction, ConsentEvent, ConsentScope, ConsentSource, ConsentState, Contact
+from shared.models import (
+    ConsentAction,
+    ConsentEvent,
+    ConsentScope,
+    ConsentSource,
+    ConsentState,
+    Contact,
+    Conversation,
+)
 from shared.models.base import utcnow
+from shared.settings import get_settings
 
 
 class MessageCategory(str, enum.Enum):
@@ -78,8 +88,14 @@ class Eligibility:
     message: str | None = None
 
 
-def eligibility(contact: Contact, category: MessageCategory) -> Eligibility:
-    """May we send this contact a message of this category now, and if not, why."""
+UNDELIVERABLE = "131026"
+
+
+def eligibility(contact: Contact, category: MessageCategory, *, unreachable_until: dt.datetime | None = None,
+                now: dt.datetime | None = None) -> Eligibility:
+    """May we send this contact a message of this category now, and if not, why.
+
+    `unreachable_until`: the conversation's (this contact on this number) hold after Meta's 131026."""
     if contact.deleted_at is not None:
         return Eligibility(False, "deleted", "The contact was deleted")
     if contact.blocked_at is not None:
@@ -91,6 +107,21 @@ def eligibility(contact: Contact, category: MessageCategory) -> Eligibility:
             return Eligibility(False, "opted_out", "The contact opted out of marketing messages")
         if contact.marketing_consent != ConsentState.opted_in:
             return Eligibility(False, "no_opt_in", "The contact never opted in to marketing messages")
+        if unreachable_until is not None and unreachable_until > (now or utcnow()):
+            return Eligibility(False, "unreachable", "Meta reported this contact undeliverable on this number (131026); "
+                                                     f"marketing waits until {unreachable_until.isoformat()}")
     if category == MessageCategory.utility and contact.utility_consent == ConsentState.opted_out:
         return Eligibility(False, "opted_out", "The contact opted out of utility messages")
     return Eligibility(True)
+
+
+def note_undeliverable(session: Session, *, conversation_id: uuid.UUID, code: str | None, at: dt.datetime) -> None:
+    """Meta's 131026 for a message of this conversation holds marketing to its contact on its number for
+    UNREACHABLE_HOURS (a later 131026 extends the hold; any other code changes nothing)."""
+    if code != UNDELIVERABLE:
+        return
+    until = at + dt.timedelta(hours=get_settings().unreachable_hours)
+    session.execute(
+        update(Conversation).where(Conversation.id == conversation_id)
+        .values(unreachable_until=func.greatest(func.coalesce(Conversation.unreachable_until, until), until))
+        .execution_options(synchronize_session=False, all_tenants=True))

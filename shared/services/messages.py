@@ -198,7 +198,7 @@ def _category(template: MessageTemplate | None) -> consent.MessageCategory:
 def _refusal(session: Session, *, context: send_context.SendContext, message_type: str, template: MessageTemplate | None,
              now: dt.datetime) -> ConflictError | None:
     """Why this message cannot be sent now, or None. The same rules hold at request and at send time."""
-    verdict = consent.eligibility(context, _category(template))
+    verdict = consent.eligibility(context, _category(template), unreachable_until=context.unreachable_until, now=now)
     if not verdict.eligible:
         return ContactIneligibleError(verdict.message or "The contact cannot be messaged",
                                       details={"reason": verdict.reason})

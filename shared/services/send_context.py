@@ -24,7 +24,8 @@ from shared.permissions import Role
 from shared.services import conversations, numbers
 
 _CONTEXT = """
-SELECT c.id AS conversation_id, c.organization_id, c.window_expires_at, c.assigned_agent_id, c.department_id,
+SELECT c.id AS conversation_id, c.organization_id, c.window_expires_at, c.unreachable_until, c.assigned_agent_id,
+       c.department_id,
        EXISTS (SELECT 1 FROM department_members dm
                WHERE dm.user_id = %(viewer_id)s AND dm.department_id = c.department_id) AS in_viewers_department,
        n.id AS number_id, n.waba_id, n.deleted_at IS NOT NULL AS number_deleted,
@@ -75,6 +76,7 @@ class SendContext:
     conversation_id: uuid.UUID
     organization_id: uuid.UUID
     window_expires_at: dt.datetime | None
+    unreachable_until: dt.datetime | None
     assigned_agent_id: uuid.UUID | None
     department_id: uuid.UUID | None
     in_viewers_department: bool

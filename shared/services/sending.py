@@ -239,19 +239,19 @@ def claim_batch(session: Session, *, number_id: uuid.UUID | str, max_batch: int 
     if not ids:
         return batch
     loaded = session.execute(
-        select(Message, Conversation.window_expires_at, Contact)
+        select(Message, Conversation.window_expires_at, Conversation.unreachable_until, Contact)
         .join(Conversation, Conversation.id == Message.conversation_id)
         .join(Contact, Contact.id == Message.contact_id)
         .where(Message.id.in_(ids))
         .execution_options(all_tenants=True, include_deleted=True)
     ).all()
-    template_categories = _template_categories(session, [m.template_id for m, _, _ in loaded if m.template_id])
+    template_categories = _template_categories(session, [m.template_id for m, *_ in loaded if m.template_id])
     order = {message_id: i for i, message_id in enumerate(ids)}
     loaded.sort(key=lambda r: order[r[0].id])
     org_refusal = _org_refusal(row.is_suspended, row.subscription_status)
     going: list[Message] = []
-    for message, window_expires_at, contact in loaded:
-        refusal = org_refusal or _refusal(message, window_expires_at, contact,
+    for message, window_expires_at, unreachable_until, contact in loaded:
+        refusal = org_refusal or _refusal(message, window_expires_at, unreachable_until, contact,
                                           template_categories.get(message.template_id), now)
         if refusal is not None:
             messages_fail(session, message, code=refusal[0], reason=refusal[1])
@@ -291,10 +291,11 @@ def _org_refusal(is_suspended: bool, subscription_status: str) -> tuple[str, str
     return None
 
 
-def _refusal(message: Message, window_expires_at: dt.datetime | None, contact: Contact,
-             template_category: str | None, now: dt.datetime) -> tuple[str, str] | None:
+def _refusal(message: Message, window_expires_at: dt.datetime | None, unreachable_until: dt.datetime | None,
+             contact: Contact, template_category: str | None, now: dt.datetime) -> tuple[str, str] | None:
     """The request-time rules (messages._refusal), again at send time."""
-    verdict = consent.eligibility(contact, _category(template_category if message.template_id else None))
+    verdict = consent.eligibility(contact, _category(template_category if message.template_id else None),
+                                  unreachable_until=unreachable_until, now=now)
     if not verdict.eligible:
         return messages.ContactIneligibleError.code, verdict.message or "The contact cannot be messaged"
     if message.type != "template" and (window_expires_at is None or window_expires_at <= now):
@@ -308,6 +309,8 @@ def messages_fail(session: Session, message: Message, *, code: str, reason: str)
     message.status = MessageStatus.failed
     message.failed_at = utcnow()
     message.error_code, message.error_message = str(code), reason[:2000]
+    consent.note_undeliverable(session, conversation_id=message.conversation_id, code=message.error_code,
+                               at=message.failed_at)
     messages._timeline(session, message, "failed", data={"error_code": str(code), "reason": reason[:500]})
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from shared.audit import audit_on_commit
 from shared.models import Direction, Message, MessageStatus, WhatsAppNumber
-from shared.services import messages
+from shared.services import consent, messages
 from shared.whatsapp.payloads import MessageStatus as StatusUpdate
 
 STATUS_RANK = {MessageStatus.sent: 1, MessageStatus.delivered: 2, MessageStatus.read: 3}
@@ -56,6 +56,7 @@ def apply_status(session: Session, *, number: WhatsAppNumber, status: StatusUpda
         message.failed_at = at
         message.error_code = str(error.code) if error and error.code is not None else "failed"
         message.error_message = (error.details or error.message or error.title) if error else None
+        consent.note_undeliverable(session, conversation_id=message.conversation_id, code=message.error_code, at=at)
     elif name in ("sent", "delivered", "read"):
         new = MessageStatus(name)
         if STATUS_RANK[new] <= STATUS_RANK.get(message.status, 0):
