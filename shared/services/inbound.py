@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from shared.audit import audit_on_commit
 from shared.errors import DomainError
 from shared.languages import keyword_confirmation
 from shared.models import (
@@ -47,7 +48,7 @@ from shared.queueing.names import FETCH_MEDIA
 from shared.queueing.publish import enqueue_on_commit
 from shared.services import assignment, consent, contacts, conversations, messages, statuses
 from shared.whatsapp.outbound import MEDIA_TYPES
-from shared.whatsapp.payloads import InboundMessage, MessagesChange
+from shared.whatsapp.payloads import InboundMessage, MessagesChange, WebhookError
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +96,26 @@ def process_changes(session: Session, changes: list[RoutedChange]) -> None:
     for routed in changes:
         for status in routed.change.statuses:
             statuses.apply_status(session, number=routed.number, status=status)
+        for error in routed.change.errors:  # `value.errors`: about the number or the app, with no message
+            _alert_webhook_error(session, number=routed.number, error=error)
+
+
+def _alert_webhook_error(session: Session, *, number: WhatsAppNumber, error: WebhookError) -> None:
+    log.warning("inbound.webhook_error", number_id=str(number.id), code=error.code, title=error.title)
+    audit_on_commit(session, org_id=number.organization_id, action="alerts.webhook_error", subject_type="number",
+                    subject_id=number.id, actor_id=None,
+                    data={"code": error.code, "title": error.title, "message": error.message,
+                          "details": error.details, "href": error.href})
+
+
+def _error_columns(message: InboundMessage) -> dict:
+    """Meta's `messages[].errors` (an unsupported type, say): the first one, stored with the message (every row
+    of a multi-row INSERT names the same columns)."""
+    if not message.errors:
+        return {"error_code": None, "error_message": None}
+    error = message.errors[0]
+    text = " - ".join(part for part in (error.title, error.details or error.message) if part)
+    return {"error_code": str(error.code) if error.code is not None else "error", "error_message": text[:2000] or None}
 
 
 def _content_of(message: InboundMessage) -> dict:
@@ -126,6 +147,7 @@ def _record_many(session: Session, *, org: Organization, arrivals: list[_Arrival
             "context_wamid": message.context.quoted_message_id if message.context else None,
             "referral": message.referral, "media_id": content.get("id") if message.type in MEDIA_TYPES else None,
             "routed_at": now,  # blocked contacts' messages too: stored, handled, never handed to anyone
+            **_error_columns(message),
         })
     # INSERTs in arrival order (the identity gives `sequence` in that order), in chunks that stay far below
     # PostgreSQL's 65,535 parameters per statement.
