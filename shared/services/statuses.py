@@ -60,7 +60,7 @@ def apply_status(session: Session, *, number: WhatsAppNumber, status: StatusUpda
     elif name in ("sent", "delivered", "read"):
         new = MessageStatus(name)
         if STATUS_RANK[new] <= STATUS_RANK.get(message.status, 0):
-            return False
+            return _fill_late(message, new, at)
         was_counted = message.status in (MessageStatus.sent, MessageStatus.delivered, MessageStatus.read)
         # A later step implies the earlier ones Meta skipped or has not sent yet (read before delivered).
         implied = [step for step, column in (("sent", "sent_at"), ("delivered", "delivered_at"))
@@ -81,4 +81,20 @@ def apply_status(session: Session, *, number: WhatsAppNumber, status: StatusUpda
     messages._timeline(session, message, name, data={"wamid": status.wamid,
                                             "error_code": message.error_code if name == "failed" else None})
     session.flush()
+    return True
+
+
+_STEP_COLUMNS = {MessageStatus.sent: "sent_at", MessageStatus.delivered: "delivered_at", MessageStatus.read: "read_at"}
+
+
+def _fill_late(message: Message, step: MessageStatus, at) -> bool:
+    """A status behind the message's (delivered after read): its own time fills its step, the status stays.
+
+    A later step implied the earlier ones with its own time; Meta's own time for the step is the earlier,
+    true one. False when it changes nothing (a repeat)."""
+    column = _STEP_COLUMNS[step]
+    current = getattr(message, column)
+    if at is None or (current is not None and current <= at):
+        return False
+    setattr(message, column, at)
     return True
