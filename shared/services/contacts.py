@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import structlog
 from sqlalchemy import func, literal, literal_column, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -25,6 +26,8 @@ from shared.phones import identity_key_for_wa_id, normalize_phone
 from shared.security import normalize_email
 from shared.services import attributes, plans, tags
 from shared.services.contact_filters import contact_conditions
+
+log = structlog.get_logger(__name__)
 
 
 class ContactNotFoundError(NotFoundError):
@@ -274,6 +277,33 @@ def upsert_from_whatsapp(session: Session, *, org_id: uuid.UUID, wa_id: str, pro
     ).scalar_one()
 
 
+def _whatsapp_phone(wa_id: str) -> str:
+    try:
+        return normalize_phone("+" + wa_id).e164
+    except InvalidInputError:
+        return "+" + wa_id  # test ranges and new numbering plans: Meta's digits are the truth
+
+
+def change_number(session: Session, *, org_id: uuid.UUID, old_wa_id: str, new_wa_id: str) -> Contact | None:
+    """A customer moved their WhatsApp account to a new number (Meta's `user_changed_number`): the same
+    contact, its history and consent kept, now known by the new wa_id. None when nobody here had the old
+    one, or when the new number is already another contact (two people's records are never merged by a
+    webhook: the change is logged for a person to decide)."""
+    old = session.execute(select(Contact).where(
+        Contact.organization_id == org_id, Contact.identity_key == identity_key_for_wa_id(old_wa_id))).scalar_one_or_none()
+    if old is None or old.wa_id == new_wa_id:
+        return None
+    taken = session.execute(select(Contact.id).where(
+        Contact.organization_id == org_id, Contact.identity_key == identity_key_for_wa_id(new_wa_id),
+        Contact.id != old.id)).scalar_one_or_none()
+    if taken is not None:
+        log.warning("contacts.number_change_conflict", contact_id=str(old.id), other_contact_id=str(taken))
+        return None
+    old.wa_id, old.phone_e164, old.identity_key = new_wa_id, _whatsapp_phone(new_wa_id), identity_key_for_wa_id(new_wa_id)
+    session.flush()
+    return old
+
+
 def upsert_many_from_whatsapp(session: Session, *, org_id: uuid.UUID,
                               profiles: dict[str, str | None]) -> dict[str, Contact]:
     """`upsert_from_whatsapp` for a whole webhook batch in one statement: {wa_id: profile name} -> {wa_id: contact}.
@@ -286,10 +316,7 @@ def upsert_many_from_whatsapp(session: Session, *, org_id: uuid.UUID,
     key_of: dict[str, str] = {}
     for wa_id, profile_name in profiles.items():
         key = key_of[wa_id] = identity_key_for_wa_id(wa_id)
-        try:
-            e164 = normalize_phone("+" + wa_id).e164
-        except InvalidInputError:
-            e164 = "+" + wa_id  # test ranges and new numbering plans: Meta's digits are the truth
+        e164 = _whatsapp_phone(wa_id)
         earlier = by_key.get(key)
         by_key[key] = {"organization_id": org_id, "wa_id": wa_id, "phone_e164": e164, "identity_key": key,
                        "profile_name": profile_name or (earlier["profile_name"] if earlier else None)}

@@ -85,6 +85,9 @@ def process_changes(session: Session, changes: list[RoutedChange]) -> None:
     for routed in changes:
         profiles = {contact.wa_id: contact.profile_name for contact in routed.change.contacts if contact.wa_id}
         for message in routed.change.messages:
+            if message.type == "system":  # before the batch's messages: the next ones may come from the new number
+                _system_notice(session, number=routed.number, message=message)
+                continue
             if not message.from_wa_id:
                 # Users known only by a business-scoped id (reference §10) cannot be keyed to a contact yet.
                 log.warning("inbound.no_wa_id", wamid=message.wamid, user_id=message.from_user_id)
@@ -98,6 +101,23 @@ def process_changes(session: Session, changes: list[RoutedChange]) -> None:
             statuses.apply_status(session, number=routed.number, status=status)
         for error in routed.change.errors:  # `value.errors`: about the number or the app, with no message
             _alert_webhook_error(session, number=routed.number, error=error)
+
+
+def _system_notice(session: Session, *, number: WhatsAppNumber, message: InboundMessage) -> None:
+    """Meta's notices about the customer, not their words: never stored as a turn, counted, routed or answered.
+    A changed number moves the contact (its history and consent stay with it) to the new wa_id."""
+    notice = message.content if isinstance(message.content, dict) else {}
+    new_wa_id = notice.get("wa_id")
+    if notice.get("type") == "user_changed_number" and message.from_wa_id and new_wa_id:
+        contact = contacts.change_number(session, org_id=number.organization_id, old_wa_id=message.from_wa_id,
+                                         new_wa_id=str(new_wa_id))
+        if contact is not None:
+            audit_on_commit(session, org_id=number.organization_id, action="contacts.number_changed",
+                            subject_type="contact", subject_id=contact.id, actor_id=None,
+                            data={"from_wa_id": message.from_wa_id, "to_wa_id": contact.wa_id,
+                                  "notice": notice.get("body")}, event_id=f"system:{message.wamid}")
+        return
+    log.info("inbound.system_notice", kind=notice.get("type"), wamid=message.wamid)
 
 
 def _alert_webhook_error(session: Session, *, number: WhatsAppNumber, error: WebhookError) -> None:
