@@ -7,7 +7,7 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Identity, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Identity, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -145,6 +145,9 @@ class Message(TenantMixin, Base):
     error_code: Mapped[str | None] = mapped_column(String(40))  # Meta's code, or ours (window_closed, blocked, ...)
     error_message: Mapped[str | None] = mapped_column(Text)
     context_wamid: Mapped[str | None] = mapped_column(Text)  # the message this one replies to
+    # Inbound: Meta's `context.forwarded` / `context.frequently_forwarded` (a forward is never a reply).
+    forwarded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    frequently_forwarded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     referral: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     sender_type: Mapped[SenderType] = mapped_column(pg_enum(SenderType, "message_sender_type"))
     sender_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -152,6 +155,10 @@ class Message(TenantMixin, Base):
     template_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("message_templates.id", ondelete="SET NULL"))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     occurred_at: Mapped[dt.datetime | None]  # Meta's timestamp for inbound messages
+    # Outbound: Meta's billing objects from the latest status that carried them (shared/services/statuses.py):
+    # pricing {billable, pricing_model, category, type}; meta_conversation {id, origin_type, expires_at}.
+    pricing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    meta_conversation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # Outbound delivery bookkeeping.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     next_attempt_at: Mapped[dt.datetime | None]

@@ -2,7 +2,8 @@
 
 Applied by wamid (or by our id in `biz_opaque_callback_data` when the status beat our own record of
 the send), forward only (sent < delivered < read); `failed` only overrides a message not yet
-delivered; every applied transition goes to the event log once.
+delivered; every applied transition goes to the event log once. Meta's `pricing` and `conversation`
+objects are kept on the message from any matched status that carries them (_record_billing).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def apply_status(session: Session, *, number: WhatsAppNumber, status: StatusUpda
                         subject_type="wamid", subject_id=status.wamid, actor_id=None,
                         data={"status": status.status}, event_id=f"status:{status.wamid}:{status.status}")
         return False
+    _record_billing(message, status)  # whatever the status does to the message, even a late or repeated one
     name = "read" if status.status == "played" else status.status
     at = status.timestamp
     if name == "failed":
@@ -82,6 +84,26 @@ def apply_status(session: Session, *, number: WhatsAppNumber, status: StatusUpda
                                             "error_code": message.error_code if name == "failed" else None})
     session.flush()
     return True
+
+
+def _record_billing(message: Message, status: StatusUpdate) -> None:
+    """Meta's `pricing` and `conversation` objects, kept on the message for the API and cost reports.
+
+    A status carrying one replaces what an earlier one left; a status carrying none (`read`, `failed`, often)
+    keeps it. `expiration_timestamp` comes only on a conversation's first status, so a later object for the
+    same conversation without it keeps the one recorded.
+    """
+    if status.pricing is not None:
+        pricing = status.pricing
+        message.pricing = {"billable": pricing.billable, "pricing_model": pricing.pricing_model,
+                           "category": pricing.category, "type": pricing.type}
+    if status.conversation is not None:
+        conversation, known = status.conversation, message.meta_conversation or {}
+        expires_at = conversation.expires_at.isoformat() if conversation.expires_at else None
+        if expires_at is None and conversation.id is not None and known.get("id") == conversation.id:
+            expires_at = known.get("expires_at")
+        message.meta_conversation = {"id": conversation.id, "origin_type": conversation.origin_type,
+                                     "expires_at": expires_at}
 
 
 _STEP_COLUMNS = {MessageStatus.sent: "sent_at", MessageStatus.delivered: "delivered_at", MessageStatus.read: "read_at"}

@@ -257,6 +257,22 @@ def test_a_free_service_status_and_a_conversation_without_expiry():
     assert status.pricing.billable is None and status.pricing.type == "free_customer_service"
 
 
+def test_a_legacy_pricing_without_type_and_a_conversation_without_origin():
+    status = only_status(
+        {
+            "id": "wamid.OURS",
+            "status": "sent",
+            "timestamp": TS,
+            "recipient_id": "1",
+            "conversation": {"id": "c3"},
+            "pricing": {"billable": False, "pricing_model": "CBP", "category": "service"},
+        }
+    )
+    conversation = status.conversation
+    assert (conversation.id, conversation.origin_type, conversation.expires_at) == ("c3", None, None)
+    assert (status.pricing.billable, status.pricing.pricing_model, status.pricing.type) == (False, "CBP", None)
+
+
 def test_a_failed_status_carries_classified_errors():
     status = only_status(
         {

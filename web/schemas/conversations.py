@@ -69,6 +69,24 @@ class AssignSchema(StrictSchema):
     department_id = ma.fields.UUID(metadata={"description": "Route to this department (auto-assigned within it)"})
 
 
+class MessagePricingSchema(ma.Schema):
+    """Meta's `pricing` object of the latest status that carried one."""
+
+    billable = ma.fields.Boolean(allow_none=True, metadata={"description": "Deprecated by Meta, still sent"})
+    pricing_model = ma.fields.String(allow_none=True, metadata={"example": "PMP"})
+    category = ma.fields.String(allow_none=True, metadata={"example": "marketing"})
+    type = ma.fields.String(allow_none=True, metadata={"example": "regular"})
+
+
+class MetaConversationSchema(ma.Schema):
+    """Meta's (legacy) `conversation` object of the latest status that carried one."""
+
+    id = ma.fields.String(allow_none=True)
+    origin_type = ma.fields.String(allow_none=True, metadata={"example": "marketing"})
+    expires_at = ma.fields.String(allow_none=True, metadata={  # stored as ISO 8601 text in the jsonb
+        "format": "date-time", "description": "Meta's expiration_timestamp (sent only on the first status)"})
+
+
 class MessageSchema(ma.Schema):
     id = ma.fields.UUID()
     conversation_id = ma.fields.UUID()
@@ -86,8 +104,14 @@ class MessageSchema(ma.Schema):
     failed_at = ma.fields.AwareDateTime(allow_none=True)
     error_code = ma.fields.String(allow_none=True)
     error_message = ma.fields.String(allow_none=True)
-    context_wamid = ma.fields.String(allow_none=True)
+    context_wamid = ma.fields.String(allow_none=True, metadata={"description": "The message this one replies to"})
+    forwarded = ma.fields.Boolean(metadata={"description": "Inbound: forwarded by the customer (never a reply)"})
+    frequently_forwarded = ma.fields.Boolean(metadata={"description": "Inbound: forwarded many times"})
     referral = ma.fields.Dict(allow_none=True)
+    pricing = ma.fields.Nested(MessagePricingSchema, allow_none=True,
+                               metadata={"description": "Outbound: Meta's pricing, from status webhooks"})
+    meta_conversation = ma.fields.Nested(MetaConversationSchema, allow_none=True,
+                                         metadata={"description": "Outbound: Meta's conversation, from statuses"})
     sender_type = ma.fields.Enum(SenderType, by_value=True)
     sender_user_id = ma.fields.UUID(allow_none=True)
     template_id = ma.fields.UUID(allow_none=True)
