@@ -46,7 +46,7 @@ from shared.models import (
 from shared.models.base import utcnow
 from shared.queueing.names import FETCH_MEDIA
 from shared.queueing.publish import enqueue_on_commit
-from shared.services import assignment, consent, contacts, conversations, messages, statuses
+from shared.services import assignment, button_replies, consent, contacts, conversations, messages, statuses
 from shared.whatsapp.outbound import MEDIA_TYPES
 from shared.whatsapp.payloads import InboundMessage, MessagesChange, WebhookError
 
@@ -237,6 +237,8 @@ def _keywords(org: Organization, name: str, default: tuple[str, ...]) -> set[str
 
 def _apply_keyword(session: Session, *, org: Organization, contact: Contact, conversation: Conversation,
                    message: InboundMessage) -> None:
+    if button_replies.apply(session, org=org, contact=contact, conversation=conversation, message=message):
+        return
     text = (_text_of(message) or "").strip().upper()
     if not text:
         return

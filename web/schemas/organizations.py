@@ -5,6 +5,7 @@ import phonenumbers
 
 from shared.languages import CONFIRMATION_SETTINGS, MAX_TEXT_BODY, SUPPORTED_LANGUAGES
 from shared.models import SubscriptionStatus
+from shared.services import button_replies
 from web.schemas.common import StrictSchema
 
 
@@ -36,6 +37,12 @@ def _valid_settings(value: dict) -> None:
             errors[key] = ["Give the text to send (or null for the language's default)."]
         elif len(text) > MAX_TEXT_BODY:
             errors[key] = [f"At most {MAX_TEXT_BODY} characters (a WhatsApp text message)."]
+    actions = value.get(button_replies.SETTING)
+    if actions is not None and (not isinstance(actions, dict) or not all(
+            isinstance(payload, str) and payload and button_replies.is_action(action)
+            for payload, action in actions.items())):
+        errors[button_replies.SETTING] = [
+            "Map each button payload to opt_out_marketing, opt_in_marketing, handoff or tag:<name>."]
     if errors:
         raise ma.ValidationError(errors)
 
@@ -86,7 +93,10 @@ class OrganizationUpdateSchema(StrictSchema):
     language = ma.fields.String(**_LANGUAGE)
     settings = ma.fields.Dict(
         metadata={"description": "opt_out_reply / opt_in_reply: the organization's own keyword confirmations "
-                                 "(null: the language's default); opt_out_keywords / opt_in_keywords"},
+                                 "(null: the language's default); opt_out_keywords / opt_in_keywords; "
+                                 "button_payload_actions: {payload: opt_out_marketing | opt_in_marketing | handoff | "
+                                 "tag:<name>} for templates' quick-reply buttons (default: STOP-like payloads opt "
+                                 "out of marketing)"},
     )
     # super_admin only:
     plan_code = ma.fields.String(metadata={"description": "super_admin only; ends a trial"})
