@@ -138,6 +138,17 @@ def _error_columns(message: InboundMessage) -> dict:
     return {"error_code": str(error.code) if error.code is not None else "error", "error_message": text[:2000] or None}
 
 
+def _context_columns(message: InboundMessage) -> dict:
+    """Meta's `context`: a reply names the quoted message (`id`); a forward carries only its flags and is never
+    taken for a reply, whatever else its context holds."""
+    context = message.context
+    if context is None:
+        return {"context_wamid": None, "forwarded": False, "frequently_forwarded": False}
+    forward = context.forwarded or context.frequently_forwarded
+    return {"context_wamid": None if forward else context.quoted_message_id,
+            "forwarded": context.forwarded, "frequently_forwarded": context.frequently_forwarded}
+
+
 def _content_of(message: InboundMessage) -> dict:
     return message.content if isinstance(message.content, dict) else {"items": message.content}
 
@@ -164,7 +175,7 @@ def _record_many(session: Session, *, org: Organization, arrivals: list[_Arrival
             "contact_id": contact.id, "number_id": arrival.number.id, "direction": Direction.inbound,
             "type": message.type, "content": content, "wamid": message.wamid, "status": MessageStatus.received,
             "sender_type": SenderType.customer, "occurred_at": message.timestamp,
-            "context_wamid": message.context.quoted_message_id if message.context else None,
+            **_context_columns(message),
             "referral": message.referral, "media_id": content.get("id") if message.type in MEDIA_TYPES else None,
             "routed_at": now,  # blocked contacts' messages too: stored, handled, never handed to anyone
             **_error_columns(message),

@@ -44,6 +44,25 @@ def _sent(deliver, db_session, client, headers, wamid) -> str:
     return message_id
 
 
+def test_forwarded_messages_show_their_flags_and_are_not_replies(deliver, db_session, client, admin_headers):
+    deliver(inbound({**text("plain")},
+                    {**text("forwarded once"), "context": {"forwarded": True}},
+                    {**text("forwarded a lot"), "context": {"frequently_forwarded": True}},
+                    # Not what Meta sends, but a forward is never taken for a reply whatever its context holds.
+                    {**text("odd forward"), "context": {"forwarded": True, "from": "1555", "id": "wamid.someone"}}))
+    stored = inbound_messages(db_session)
+    assert [(m.content["body"], m.forwarded, m.frequently_forwarded, m.context_wamid) for m in stored] == [
+        ("plain", False, False, None),
+        ("forwarded once", True, False, None),
+        ("forwarded a lot", False, True, None),
+        ("odd forward", True, False, None),
+    ]
+    listed = _listed(client, admin_headers, the_conversation(db_session))
+    assert [(listed[str(m.id)]["forwarded"], listed[str(m.id)]["frequently_forwarded"],
+             listed[str(m.id)]["context_wamid"]) for m in stored] == [
+        (False, False, None), (True, False, None), (False, True, None), (True, False, None)]
+
+
 def test_a_real_reply_still_links_to_our_message(deliver, db_session, client, admin_headers):
     ours = _sent(deliver, db_session, client, admin_headers, "wamid.ours-1")
     deliver(inbound({**text("answering you"),
