@@ -91,6 +91,9 @@ class Conversation(TenantMixin, Base):
     window_expires_at: Mapped[dt.datetime | None]  # 24 h after the customer's last message
     # Meta answered 131026 (undeliverable) for this contact on this number: marketing waits until then.
     unreachable_until: Mapped[dt.datetime | None]
+    # The click-to-WhatsApp ad the customer came from (Meta's `referral`), and the 72 hours it opens free of charge.
+    referral: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    free_entry_until: Mapped[dt.datetime | None]
     first_response_at: Mapped[dt.datetime | None]
     resolved_at: Mapped[dt.datetime | None]
     last_message_at: Mapped[dt.datetime | None]

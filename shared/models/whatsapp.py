@@ -70,6 +70,7 @@ class MessageTemplate(TenantMixin, SoftDeleteMixin, Base):
     # DRAFT (not yet accepted by Meta) then Meta's: PENDING, APPROVED, REJECTED, PAUSED, DISABLED, ...
     status: Mapped[str] = mapped_column(String(30), default="DRAFT", server_default="DRAFT")
     rejected_reason: Mapped[str | None] = mapped_column(String(200))
+    status_description: Mapped[str | None] = mapped_column(Text)  # Meta's words with a rejection or a pause
     quality_score: Mapped[str | None] = mapped_column(String(20))
     components: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     submit_error: Mapped[str | None] = mapped_column(Text)

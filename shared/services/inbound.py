@@ -19,6 +19,7 @@ taken here; the organization's assignment lock only when an agent can actually b
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 
@@ -101,6 +102,20 @@ def process_changes(session: Session, changes: list[RoutedChange]) -> None:
             statuses.apply_status(session, number=routed.number, status=status)
         for error in routed.change.errors:  # `value.errors`: about the number or the app, with no message
             _alert_webhook_error(session, number=routed.number, error=error)
+
+
+FREE_ENTRY_HOURS = 72
+_REFERRAL_FIELDS = ("source_type", "source_id", "source_url", "headline", "body", "media_type", "ctwa_clid")
+
+
+def _note_referral(conversation: Conversation, message: InboundMessage) -> None:
+    """A first message from a click-to-WhatsApp ad or post: the conversation records where it came from, and
+    the window Meta opens free of charge (72 hours from the customer's message)."""
+    if not message.referral:
+        return
+    conversation.referral = {key: message.referral[key] for key in _REFERRAL_FIELDS if key in message.referral}
+    conversation.referral["at"] = message.timestamp.isoformat()
+    conversation.free_entry_until = message.timestamp + dt.timedelta(hours=FREE_ENTRY_HOURS)
 
 
 def _system_notice(session: Session, *, number: WhatsAppNumber, message: InboundMessage) -> None:
@@ -202,6 +217,7 @@ def _record_many(session: Session, *, org: Organization, arrivals: list[_Arrival
         conversation = conversation_of[(message.number_id, message.contact_id)]
         contact = contact_of[by_wamid[message.wamid].message.from_wa_id]
         conversations.note_inbound(conversation, message, received_at=now)
+        _note_referral(conversation, by_wamid[message.wamid].message)
         contact.first_inbound_at = contact.first_inbound_at or now
         contact.last_inbound_at = now
         contact.messages_in_count += 1

@@ -399,9 +399,22 @@ def _template_status(session: Session, change: FieldChange) -> None:
     template.status = change.value.get("event", template.status)
     reason = change.value.get("reason")
     template.rejected_reason = reason if reason and reason != "NONE" else None
+    template.status_description = _status_description(change.value)
     if change.value.get("message_template_id"):
         template.meta_template_id = str(change.value["message_template_id"])
     log.info("templates.status_changed", template_id=template.id, status=template.status)
+
+
+def _status_description(value: dict[str, Any]) -> str | None:
+    """What Meta says beyond the reason code: a rejection's reason and recommendation, a pause's or a
+    disablement's title and description (None when it says nothing more)."""
+    parts = []
+    for key, fields in (("rejection_info", ("reason", "recommendation")), ("other_info", ("title", "description")),
+                        ("disable_info", ("disable_date",))):
+        info = value.get(key)
+        if isinstance(info, dict):
+            parts += [f"{field}: {info[field]}" for field in fields if info.get(field) not in (None, "")]
+    return "; ".join(parts)[:2000] or None
 
 
 def _template_quality(session: Session, change: FieldChange) -> None:

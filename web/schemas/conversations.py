@@ -19,6 +19,11 @@ class ConversationSchema(ma.Schema):
     department_id = ma.fields.UUID(allow_none=True)
     waiting_since = ma.fields.AwareDateTime(allow_none=True, metadata={"description": "In the assignment queue since"})
     window_expires_at = ma.fields.AwareDateTime(allow_none=True)
+    referral = ma.fields.Dict(allow_none=True, metadata={
+        "description": "The click-to-WhatsApp ad or post the customer came from (source_type, source_id, source_url, "
+                       "headline, body, media_type, ctwa_clid, at)"})
+    free_entry_until = ma.fields.AwareDateTime(allow_none=True, metadata={
+        "description": "End of the 72 hours Meta opens free of charge after a click-to-WhatsApp ad"})
     window_open = ma.fields.Method("_window_open")
     first_response_at = ma.fields.AwareDateTime(allow_none=True)
     resolved_at = ma.fields.AwareDateTime(allow_none=True)

@@ -59,6 +59,8 @@ class TemplateSchema(ma.Schema):
     category = ma.fields.String()
     status = ma.fields.String(metadata={"description": "DRAFT until Meta has it; then PENDING, APPROVED, REJECTED..."})
     rejected_reason = ma.fields.String(allow_none=True)
+    status_description = ma.fields.String(allow_none=True, metadata={
+        "description": "Meta's words with a rejection, a pause or a disablement (recommendation, title, description)"})
     quality_score = ma.fields.String(allow_none=True)
     components = ma.fields.List(ma.fields.Dict())
     submit_error = ma.fields.String(allow_none=True)
