@@ -7,8 +7,8 @@ import itertools
 
 from sqlalchemy import select
 
-from shared.models import ConsentEvent, ConsentState, Contact, Direction, Message, MessageStatus, Tag
-from tests.unit.test_conversations import deliver, inbound, number, text, the_conversation  # noqa: F401
+from shared.models import ConsentEvent, ConsentState, Contact, Direction, Message, Tag
+from tests.unit.test_conversations import deliver, inbound, number, sent_reply, text  # noqa: F401
 
 _taps = itertools.count(1)
 
@@ -18,16 +18,6 @@ def tap(payload, answering=None):
     if answering:
         item["context"] = {"from": "15550783881", "id": answering}
     return item
-
-
-def _marketing_sent(db_session, client, headers, wamid):
-    """One of our messages, as Meta knows it (its wamid), that the customer's button answers."""
-    conversation = the_conversation(db_session)
-    reply = client.post(f"/api/v1/conversations/{conversation.id}/messages", json=text("Spring sale!"), headers=headers)
-    message = db_session.get(Message, reply.get_json()["id"])
-    message.status, message.wamid = MessageStatus.sent, wamid
-    db_session.flush()
-    return message
 
 
 def _contact(db_session) -> Contact:
@@ -40,7 +30,7 @@ def test_a_stop_button_opts_out_of_marketing_and_names_the_message_it_answers(de
     contact = _contact(db_session)
     contact.marketing_consent = ConsentState.opted_in
     db_session.flush()
-    ours = _marketing_sent(db_session, client, admin_headers, "wamid.spring-sale")
+    ours = sent_reply(db_session, client, admin_headers, "wamid.spring-sale", body="Spring sale!")
 
     deliver(inbound(tap("STOP_PROMOTIONS", answering="wamid.spring-sale")))
 

@@ -239,6 +239,14 @@ def _reply(client, conversation, headers, body="Thanks!", **extra):
                        headers={**headers, **extra})
 
 
+def sent_reply(db_session, client, headers, wamid, body="Thanks!") -> Message:
+    """A reply in the (one) conversation, as if the sends pool had sent it and Meta called it `wamid`."""
+    message = db_session.get(Message, _reply(client, the_conversation(db_session), headers, body).get_json()["id"])
+    message.status, message.wamid = MessageStatus.sent, wamid
+    db_session.flush()
+    return message
+
+
 def test_a_reply_is_queued_and_the_same_idempotency_key_returns_the_same_message(deliver, db_session, client, login,
                                                                                    agent, published):
     deliver(inbound(text("Hi")))

@@ -6,22 +6,13 @@ import datetime as dt
 
 from shared.models import Message, MessageStatus
 from shared.models.base import utcnow
-from tests.unit.test_conversations import deliver, inbound, number, statuses, text, the_conversation  # noqa: F401
-
-
-def _sent_reply(db_session, client, headers, wamid):
-    conversation = the_conversation(db_session)
-    reply = client.post(f"/api/v1/conversations/{conversation.id}/messages", json=text("Thanks"), headers=headers)
-    message = db_session.get(Message, reply.get_json()["id"])
-    message.status, message.wamid = MessageStatus.sent, wamid
-    db_session.flush()
-    return message.id
+from tests.unit.test_conversations import deliver, inbound, number, sent_reply, statuses, text  # noqa: F401
 
 
 def test_delivered_after_read_fills_its_own_time_and_the_message_stays_read(deliver, db_session, client,
                                                                              admin_headers):
     deliver(inbound(text("Hi")))
-    message_id = _sent_reply(db_session, client, admin_headers, "wamid.late-1")
+    message_id = sent_reply(db_session, client, admin_headers, "wamid.late-1").id
     now = int(utcnow().timestamp())
     deliver(statuses({"id": "wamid.late-1", "status": "read", "timestamp": str(now)}))
     deliver(statuses({"id": "wamid.late-1", "status": "delivered", "timestamp": str(now - 30)}))
