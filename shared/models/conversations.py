@@ -162,6 +162,8 @@ class Message(TenantMixin, Base):
     # pricing {billable, pricing_model, category, type}; meta_conversation {id, origin_type, expires_at}.
     pricing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     meta_conversation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    # The customer's reaction to this message ({emoji, at}); an empty emoji from Meta removes it.
+    reaction: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # Outbound delivery bookkeeping.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     next_attempt_at: Mapped[dt.datetime | None]

@@ -89,6 +89,9 @@ def process_changes(session: Session, changes: list[RoutedChange]) -> None:
             if message.type == "system":  # before the batch's messages: the next ones may come from the new number
                 _system_notice(session, number=routed.number, message=message)
                 continue
+            if message.type == "reaction":  # on the message it reacts to: no turn, no unread, no routing
+                _react(session, number=routed.number, message=message)
+                continue
             if not message.from_wa_id:
                 # Users known only by a business-scoped id (reference §10) cannot be keyed to a contact yet.
                 log.warning("inbound.no_wa_id", wamid=message.wamid, user_id=message.from_user_id)
@@ -116,6 +119,23 @@ def _note_referral(conversation: Conversation, message: InboundMessage) -> None:
     conversation.referral = {key: message.referral[key] for key in _REFERRAL_FIELDS if key in message.referral}
     conversation.referral["at"] = message.timestamp.isoformat()
     conversation.free_entry_until = message.timestamp + dt.timedelta(hours=FREE_ENTRY_HOURS)
+
+
+def _react(session: Session, *, number: WhatsAppNumber, message: InboundMessage) -> None:
+    """The customer's emoji on one of the conversation's messages; an empty one takes it back. A reaction older
+    than the one shown (Meta redelivers out of order) changes nothing."""
+    reaction = message.content if isinstance(message.content, dict) else {}
+    target = session.execute(select(Message).where(
+        Message.organization_id == number.organization_id, Message.number_id == number.id,
+        Message.wamid == reaction.get("message_id")).with_for_update()).scalar_one_or_none()
+    if target is None:
+        log.info("inbound.reaction_to_unknown_message", wamid=message.wamid, to=reaction.get("message_id"))
+        return
+    at = message.timestamp.isoformat()
+    if target.reaction is not None and target.reaction.get("at", "") > at:
+        return
+    emoji = reaction.get("emoji") or ""
+    target.reaction = {"emoji": emoji, "at": at} if emoji else None
 
 
 def _system_notice(session: Session, *, number: WhatsAppNumber, message: InboundMessage) -> None:
