@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from shared import aftercommit, events
 from shared.db import hot_connection
 from shared.group_commit import GroupCommit
-from shared.models import MessageTemplate, NumberStatus, WebhookEvent, WebhookEventStatus, WhatsAppNumber
+from shared.models import Job, JobStatus, MessageTemplate, NumberStatus, WebhookEvent, WebhookEventStatus, WhatsAppNumber
 from shared.models.base import utcnow
 from shared.queueing.names import DRAIN_WEBHOOKS, SYNC_NUMBER
 from shared.queueing.publish import publish_now
@@ -446,10 +446,20 @@ def _number_quality(session: Session, change: FieldChange) -> None:
         number.status = NumberStatus.connected
     if change.value.get("current_limit"):
         number.messaging_limit_tier = change.value["current_limit"]
-    # The webhook says what happened, not the whole state: read the exact rating and tier back from Graph.
-    create_job(session, org_id=number.organization_id, kind="numbers.sync", task_name=SYNC_NUMBER,
-               params={"number_id": str(number.id)})
+    # The webhook says what happened, not the whole state: read the exact rating and tier back from Graph,
+    # once: a sync still queued (the same update processed twice, or a burst of them) reads it all.
+    if not _sync_queued(session, number):
+        create_job(session, org_id=number.organization_id, kind="numbers.sync", task_name=SYNC_NUMBER,
+                   params={"number_id": str(number.id)})
     log.info("numbers.quality_event", number_id=number.id, meta_event=event)
+
+
+def _sync_queued(session: Session, number: WhatsAppNumber) -> bool:
+    return session.execute(
+        select(Job.id).where(Job.organization_id == number.organization_id, Job.kind == "numbers.sync",
+                             Job.status == JobStatus.queued, Job.params["number_id"].astext == str(number.id))
+        .limit(1).execution_options(all_tenants=True)
+    ).first() is not None
 
 
 def _account(session: Session, change: FieldChange) -> None:

@@ -7,7 +7,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 from sqlalchemy import select, text
 
 from shared import crypto
-from shared.models import Job, MessageTemplate, NumberStatus, WebhookEvent, WebhookEventStatus, WhatsAppNumber
+from shared.models import Job, JobStatus, MessageTemplate, NumberStatus, WebhookEvent, WebhookEventStatus, WhatsAppNumber
 from shared.redis_client import get_redis
 from shared.services import numbers, webhooks
 from shared.settings import get_settings, use_settings
@@ -319,3 +319,17 @@ def test_a_signed_delivery_the_strict_parse_refuses_is_stored_then_failed_with_t
     failed, unroutable = db_session.execute(select(WebhookEvent).order_by(WebhookEvent.sequence)).scalars().all()
     assert failed.status == WebhookEventStatus.failed and "messages[0].id: missing" in failed.error
     assert unroutable.status == WebhookEventStatus.unroutable and unroutable.fields == []
+
+
+def test_a_quality_update_processed_twice_starts_one_sync(client, db_session, number, published):
+    update = {"display_phone_number": NUMBER["display_phone_number"], "event": "DOWNGRADE", "current_limit": "TIER_1K"}
+    post_webhook(client, envelope("phone_number_quality_update", update))
+    post_webhook(client, {**envelope("phone_number_quality_update", update), "again": True})  # new bytes, same update
+    _process_all(db_session)
+    syncs = db_session.execute(select(Job).where(Job.kind == "numbers.sync")).scalars().all()
+    assert len(syncs) == 1
+    syncs[0].status = JobStatus.succeeded  # done: the next update reads Graph again
+    db_session.flush()
+    post_webhook(client, envelope("phone_number_quality_update", {**update, "event": "UPGRADE"}))
+    _process_all(db_session)
+    assert len(db_session.execute(select(Job).where(Job.kind == "numbers.sync")).scalars().all()) == 2
