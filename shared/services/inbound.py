@@ -332,5 +332,20 @@ def record_media(session: Session, *, message_id: uuid.UUID | str, key: str, mim
         message.content = {**message.content, "mime_type": message.content.get("mime_type") or mime_type}
 
 
+MEDIA_AWAITS_CREDENTIALS = "awaiting new credentials"
+MEDIA_KEPT_DAYS = 7  # how long Meta keeps an inbound message's media
+
+
+def media_awaiting_credentials(session: Session, *, number_id: uuid.UUID) -> list[uuid.UUID]:
+    """The number's inbound media refused for its token (190), still within the days Meta keeps them."""
+    return list(session.execute(
+        select(Message.id).where(Message.number_id == number_id, Message.direction == Direction.inbound,
+                                 Message.media_key.is_(None), Message.media_id.is_not(None),
+                                 Message.media_error.startswith(MEDIA_AWAITS_CREDENTIALS),
+                                 Message.created_at > utcnow() - dt.timedelta(days=MEDIA_KEPT_DAYS))
+        .execution_options(all_tenants=True)
+    ).scalars())
+
+
 def record_media_error(session: Session, *, message_id: uuid.UUID | str, error: str) -> None:
     session.get(Message, uuid.UUID(str(message_id))).media_error = error[:2000]

@@ -21,6 +21,8 @@ from shared import crypto
 from shared.errors import ConflictError, NotFoundError
 from shared.models import NumberStatus, Organization, WhatsAppNumber
 from shared.models.base import utcnow
+from shared.queueing.names import FETCH_MEDIA
+from shared.queueing.publish import enqueue_on_commit
 from shared.services import plans
 from shared.settings import get_settings
 from shared.whatsapp.client import GraphClient
@@ -78,7 +80,8 @@ def list_numbers(session: Session, *, org_id: uuid.UUID) -> list[WhatsAppNumber]
 
 
 def update_number(session: Session, *, number: WhatsAppNumber, changes: dict[str, Any]) -> WhatsAppNumber:
-    """New credentials resume sends paused by a refused token; the message sweep then sends what waited."""
+    """New credentials resume sends paused by a refused token (the message sweep then sends what waited) and
+    fetch the inbound media a refused token left waiting."""
     for field, value in _encrypt_credentials(changes).items():
         setattr(number, field, value)
     forget_routes()
@@ -86,8 +89,17 @@ def update_number(session: Session, *, number: WhatsAppNumber, changes: dict[str
         number.sends_paused_at = number.sends_paused_reason = None
         audit_on_commit(session, org_id=number.organization_id, action="numbers.sends_resumed", subject_type="number",
                         subject_id=number.id, actor_id=None)
+    if "access_token" in changes:
+        _fetch_media_awaiting_credentials(session, number)
     session.flush()
     return number
+
+
+def _fetch_media_awaiting_credentials(session: Session, number: WhatsAppNumber) -> None:
+    from shared.services.inbound import media_awaiting_credentials  # here: inbound imports what imports numbers
+
+    for message_id in media_awaiting_credentials(session, number_id=number.id):
+        enqueue_on_commit(session, FETCH_MEDIA, message_id=str(message_id), org_id=str(number.organization_id))
 
 
 def delete_number(session: Session, *, number: WhatsAppNumber) -> None:

@@ -12,7 +12,7 @@ from shared.queueing import names
 from shared.queueing.celery_app import celery_app
 from shared.services import assignment, inbound, numbers, webhooks
 from shared.storage import get_storage
-from shared.whatsapp.errors import GraphAPIError, GraphTransportError, MediaUrlExpiredError
+from shared.whatsapp.errors import ErrorAction, GraphAPIError, GraphTransportError, MediaUrlExpiredError
 from workers.base import pipeline_task
 
 log = structlog.get_logger(__name__)
@@ -67,7 +67,8 @@ def fetch_media(self, message_id: str, org_id: str) -> None:
     Trigger: an inbound image/video/audio/document/sticker (after the message is committed, so the
     message never waits for its file). Idempotency: a message whose media is stored already is
     skipped; the storage key is the message id. Retry: on its own, with backoff (8 times), since
-    Meta keeps inbound media for 7 days; then the message records why it has no file.
+    Meta keeps inbound media for 7 days; then the message records why it has no file. A refused
+    token (190) is recorded as awaiting new credentials: a new access token fetches it again.
     Side effects: one file in storage; the message's media_key or media_error.
     """
     with unit_of_work() as session:
@@ -83,8 +84,10 @@ def fetch_media(self, message_id: str, org_id: str) -> None:
         retryable = isinstance(exc, GraphTransportError) or exc.retryable or isinstance(exc, MediaUrlExpiredError)
         if retryable and self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries, base=5.0, cap=600.0))
-        with unit_of_work() as session:
-            inbound.record_media_error(session, message_id=message_id, error=str(exc))
+        waits = isinstance(exc, GraphAPIError) and exc.action is ErrorAction.INVALID_TOKEN
+        with unit_of_work() as session:  # a refused token (190): fetched again when the number gets a new one
+            inbound.record_media_error(session, message_id=message_id,
+                                       error=f"{inbound.MEDIA_AWAITS_CREDENTIALS}: {exc}" if waits else str(exc))
         return
     key = f"media/{org_id}/{message_id}"
     get_storage().save(key, io.BytesIO(content))
