@@ -79,6 +79,8 @@ class Contact(TenantMixin, SoftDeleteMixin, Base):
             unique=True,
             postgresql_where=text("deleted_at IS NULL"),
         ),
+        Index("uq_contacts_organization_id_user_id_live", "organization_id", "user_id", unique=True,
+              postgresql_where=text("user_id IS NOT NULL AND deleted_at IS NULL")),
         Index("ix_contacts_organization_id_created_at", "organization_id", "created_at"),
         Index("ix_contacts_organization_id_lifecycle_stage", "organization_id", "lifecycle_stage"),
         Index("ix_contacts_organization_id_lead_score", "organization_id", "lead_score"),
@@ -93,6 +95,7 @@ class Contact(TenantMixin, SoftDeleteMixin, Base):
     # and each index costs the import an insert per contact.
     organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     wa_id: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(64))  # Meta's business-scoped user id (BSUID)
     phone_e164: Mapped[str] = mapped_column(String(20))
     identity_key: Mapped[str] = mapped_column(String(32))
     name: Mapped[str | None] = mapped_column(String(200))

@@ -164,6 +164,7 @@ class Message(TenantMixin, Base):
     meta_conversation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     # The customer's reaction to this message ({emoji, at}); an empty emoji from Meta removes it.
     reaction: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    from_user_id: Mapped[str | None] = mapped_column(String(64))  # inbound: Meta's business-scoped user id
     # Outbound delivery bookkeeping.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     next_attempt_at: Mapped[dt.datetime | None]

@@ -304,6 +304,25 @@ def change_number(session: Session, *, org_id: uuid.UUID, old_wa_id: str, new_wa
     return old
 
 
+def wa_id_for_user_id(session: Session, *, org_id: uuid.UUID, user_id: str) -> str | None:
+    """The wa_id of the contact Meta's business-scoped user id belongs to, if we met them with a phone once."""
+    return session.execute(select(Contact.wa_id).where(Contact.organization_id == org_id,
+                                                       Contact.user_id == user_id)).scalar_one_or_none()
+
+
+def note_user_ids(session: Session, *, org_id: uuid.UUID, user_ids: dict[uuid.UUID, str]) -> None:
+    """Contacts learn their business-scoped user id (one contact per user id: one already held by another contact
+    stays with it, logged for a person to look at)."""
+    for contact_id, user_id in user_ids.items():
+        holder = session.execute(select(Contact.id).where(Contact.organization_id == org_id,
+                                                          Contact.user_id == user_id)).scalar_one_or_none()
+        if holder is None:
+            session.execute(update(Contact).where(Contact.id == contact_id, Contact.user_id.is_(None))
+                            .values(user_id=user_id).execution_options(synchronize_session="fetch"))
+        elif holder != contact_id:
+            log.warning("contacts.user_id_held_by_another", contact_id=str(contact_id), holder=str(holder))
+
+
 def upsert_many_from_whatsapp(session: Session, *, org_id: uuid.UUID,
                               profiles: dict[str, str | None]) -> dict[str, Contact]:
     """`upsert_from_whatsapp` for a whole webhook batch in one statement: {wa_id: profile name} -> {wa_id: contact}.

@@ -19,6 +19,7 @@ taken here; the organization's assignment lock only when an agent can actually b
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -85,6 +86,7 @@ def process_changes(session: Session, changes: list[RoutedChange]) -> None:
     by_org: dict[uuid.UUID, list[_Arrival]] = {}
     for routed in changes:
         profiles = {contact.wa_id: contact.profile_name for contact in routed.change.contacts if contact.wa_id}
+        user_ids = {contact.wa_id: contact.user_id for contact in routed.change.contacts if contact.wa_id}
         for message in routed.change.messages:
             if message.type == "system":  # before the batch's messages: the next ones may come from the new number
                 _system_notice(session, number=routed.number, message=message)
@@ -92,8 +94,9 @@ def process_changes(session: Session, changes: list[RoutedChange]) -> None:
             if message.type == "reaction":  # on the message it reacts to: no turn, no unread, no routing
                 _react(session, number=routed.number, message=message)
                 continue
+            message = _with_both_ids(session, routed.number, message, user_ids)
             if not message.from_wa_id:
-                # Users known only by a business-scoped id (reference §10) cannot be keyed to a contact yet.
+                # A user known only by a business-scoped id we have never seen with a phone: no contact to key to.
                 log.warning("inbound.no_wa_id", wamid=message.wamid, user_id=message.from_user_id)
                 continue
             by_org.setdefault(routed.number.organization_id, []).append(
@@ -105,6 +108,18 @@ def process_changes(session: Session, changes: list[RoutedChange]) -> None:
             statuses.apply_status(session, number=routed.number, status=status)
         for error in routed.change.errors:  # `value.errors`: about the number or the app, with no message
             _alert_webhook_error(session, number=routed.number, error=error)
+
+
+def _with_both_ids(session: Session, number: WhatsAppNumber, message: InboundMessage,
+                   user_ids: dict[str, str | None]) -> InboundMessage:
+    """The message with its sender's wa_id and business-scoped user id, whichever of them Meta left out and we
+    know: from the payload's `contacts`, or from the contact that already carries the user id."""
+    user_id = message.from_user_id or user_ids.get(message.from_wa_id or "")
+    wa_id = message.from_wa_id or (contacts.wa_id_for_user_id(session, org_id=number.organization_id,
+                                                                user_id=user_id) if user_id else None)
+    if (wa_id, user_id) == (message.from_wa_id, message.from_user_id):
+        return message
+    return dataclasses.replace(message, from_wa_id=wa_id, from_user_id=user_id)
 
 
 FREE_ENTRY_HOURS = 72
@@ -194,6 +209,9 @@ def _record_many(session: Session, *, org: Organization, arrivals: list[_Arrival
     for arrival in arrivals:  # the latest non-empty profile name wins, as one upsert per message left it
         profiles[arrival.message.from_wa_id] = arrival.profile_name or profiles.get(arrival.message.from_wa_id)
     contact_of = contacts.upsert_many_from_whatsapp(session, org_id=org.id, profiles=profiles)
+    contacts.note_user_ids(session, org_id=org.id, user_ids={  # only those not known yet: no statement otherwise
+        contact_of[arrival.message.from_wa_id].id: arrival.message.from_user_id for arrival in arrivals
+        if arrival.message.from_user_id and contact_of[arrival.message.from_wa_id].user_id != arrival.message.from_user_id})
     conversation_of = conversations.get_or_open_many(session, org_id=org.id, pairs={
         (arrival.number.id, contact_of[arrival.message.from_wa_id].id) for arrival in arrivals})
     now = utcnow()
@@ -210,7 +228,7 @@ def _record_many(session: Session, *, org: Organization, arrivals: list[_Arrival
             "contact_id": contact.id, "number_id": arrival.number.id, "direction": Direction.inbound,
             "type": message.type, "content": content, "wamid": message.wamid, "status": MessageStatus.received,
             "sender_type": SenderType.customer, "occurred_at": message.timestamp,
-            **_context_columns(message),
+            **_context_columns(message), "from_user_id": message.from_user_id,
             "referral": message.referral, "media_id": content.get("id") if message.type in MEDIA_TYPES else None,
             "routed_at": now,  # blocked contacts' messages too: stored, handled, never handed to anyone
             **_error_columns(message),

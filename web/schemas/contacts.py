@@ -20,6 +20,7 @@ class TagRefSchema(ma.Schema):
 class ContactSchema(ma.Schema):
     id = ma.fields.UUID()
     wa_id = ma.fields.String(metadata={"example": "5511987654321"})
+    user_id = ma.fields.String(allow_none=True, metadata={"description": "Meta's business-scoped user id, when known"})
     phone = ma.fields.String(attribute="phone_e164", metadata={"example": "+5511987654321"})
     name = ma.fields.String(allow_none=True)
     email = ma.fields.String(allow_none=True)

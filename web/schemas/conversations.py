@@ -110,6 +110,7 @@ class MessageSchema(ma.Schema):
     error_code = ma.fields.String(allow_none=True)
     error_message = ma.fields.String(allow_none=True)
     context_wamid = ma.fields.String(allow_none=True, metadata={"description": "The message this one replies to"})
+    from_user_id = ma.fields.String(allow_none=True, metadata={"description": "Inbound: Meta's business-scoped user id"})
     forwarded = ma.fields.Boolean(metadata={"description": "Inbound: forwarded by the customer (never a reply)"})
     frequently_forwarded = ma.fields.Boolean(metadata={"description": "Inbound: forwarded many times"})
     referral = ma.fields.Dict(allow_none=True)
