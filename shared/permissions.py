@@ -40,6 +40,7 @@ class Permission(str, enum.Enum):
     templates_read = "templates:read"
     templates_manage = "templates:manage"
     analytics_read = "analytics:read"
+    alerts_manage = "alerts:manage"  # read and acknowledge what needs an admin's eye
 
 
 _READS = frozenset(p for p in Permission if p.value.endswith(":read"))

@@ -1,5 +1,6 @@
 """Every model module, imported so Alembic's autogenerate sees the whole metadata."""
 
+from shared.models.alerts import Alert
 from shared.models.base import Base, SoftDeleteMixin, TenantMixin
 from shared.models.contacts import (
     DEFAULT_LIFECYCLE_STAGES,
@@ -46,6 +47,7 @@ from shared.models.tenancy import (
 )
 
 __all__ = [
+    "Alert",
     "OPEN_STATUSES",
     "Conversation",
     "ConversationOwner",

@@ -121,11 +121,11 @@ class ConversationPage:
     next_cursor: str | None
 
 
-def _encode_cursor(stamp: dt.datetime, ident: uuid.UUID) -> str:
+def encode_time_cursor(stamp: dt.datetime, ident: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(json.dumps([stamp.isoformat(), str(ident)]).encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+def decode_time_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
     try:
         stamp, ident = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return dt.datetime.fromisoformat(stamp), uuid.UUID(ident)
@@ -187,12 +187,12 @@ def list_conversations(session: Session, *, org_id: uuid.UUID, viewer: User, spe
     query = _filtered(select(Conversation).where(Conversation.organization_id == org_id), viewer=viewer, spec=spec)
     query = query.where(activity.is_not(None))
     if cursor:
-        stamp, ident = _decode_cursor(cursor)
+        stamp, ident = decode_time_cursor(cursor)
         query = query.where(tuple_(activity, Conversation.id) < tuple_(stamp, ident))
     rows = list(session.execute(query.order_by(activity.desc(), Conversation.id.desc()).limit(limit + 1)).scalars())
     more = len(rows) > limit
     items = rows[:limit]
-    next_cursor = _encode_cursor(items[-1].last_message_at, items[-1].id) if more and items else None
+    next_cursor = encode_time_cursor(items[-1].last_message_at, items[-1].id) if more and items else None
     return ConversationPage(items, next_cursor)
 
 

@@ -48,7 +48,7 @@ from shared.models import (
 from shared.models.base import utcnow
 from shared.queueing.names import FETCH_MEDIA
 from shared.queueing.publish import enqueue_on_commit
-from shared.services import assignment, button_replies, consent, contacts, conversations, messages, statuses
+from shared.services import alerts, assignment, button_replies, consent, contacts, conversations, messages, statuses
 from shared.whatsapp.outbound import MEDIA_TYPES
 from shared.whatsapp.payloads import InboundMessage, MessagesChange, WebhookError
 
@@ -176,6 +176,9 @@ def _alert_webhook_error(session: Session, *, number: WhatsAppNumber, error: Web
                     subject_id=number.id, actor_id=None,
                     data={"code": error.code, "title": error.title, "message": error.message,
                           "details": error.details, "href": error.href})
+    alerts.raise_alert(session, org_id=number.organization_id, kind="webhook_error", subject_type="number",
+                       subject_id=number.id, message=f"Meta reported {error.code}: {error.title or error.message or ''}",
+                       data={"code": error.code, "title": error.title, "details": error.details})
 
 
 def _error_columns(message: InboundMessage) -> dict:

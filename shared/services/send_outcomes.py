@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from shared.audit import audit_on_commit
 from shared.models import Message, MessageStatus, WhatsAppNumber
 from shared.models.base import utcnow
-from shared.services import conversations, messages
+from shared.services import alerts, conversations, messages
 from shared.services.send_policy import Decision, Verdict
 from shared.services.sending import Batch, Outgoing, messages_fail, untake_all
 
@@ -155,6 +155,9 @@ def pause_number(session: Session, *, number_id: uuid.UUID, reason: str) -> None
     audit_on_commit(session, org_id=number.organization_id, action="numbers.sends_paused", subject_type="number",
                     subject_id=number.id, actor_id=None, data={"reason": reason[:500], "alert": True})
     log.error("numbers.sends_paused", number_id=str(number_id), reason=reason)
+    alerts.raise_alert(session, org_id=number.organization_id, kind="number_paused", subject_type="number",
+                       subject_id=number.id, message=f"Sends paused on {number.display_phone_number}: {reason[:300]}",
+                       data={"reason": reason[:500]})
 
 
 # -- what a dead dispatcher left -----------------------------------------------------------------

@@ -47,7 +47,7 @@ from shared.models.base import utcnow
 from shared.queueing.names import DRAIN_WEBHOOKS, SYNC_NUMBER
 from shared.queueing.publish import publish_now
 from shared.redis_client import get_redis
-from shared.services import inbound, numbers
+from shared.services import alerts, inbound, numbers
 from shared.services.jobs import create_job
 from shared.settings import get_settings
 from shared.whatsapp.payloads import (
@@ -400,9 +400,18 @@ def _template_status(session: Session, change: FieldChange) -> None:
     reason = change.value.get("reason")
     template.rejected_reason = reason if reason and reason != "NONE" else None
     template.status_description = _status_description(change.value)
+    if template.status in TEMPLATE_ALERTS:
+        alerts.raise_alert(session, org_id=template.organization_id, kind=TEMPLATE_ALERTS[template.status],
+                           subject_type="template", subject_id=template.id,
+                           message=f"Template {template.name} ({template.language}) is {template.status.lower()}: "
+                                   f"{template.rejected_reason or template.status_description or 'no reason given'}",
+                           data={"reason": template.rejected_reason, "description": template.status_description})
     if change.value.get("message_template_id"):
         template.meta_template_id = str(change.value["message_template_id"])
     log.info("templates.status_changed", template_id=template.id, status=template.status)
+
+
+TEMPLATE_ALERTS = {"REJECTED": "template_rejected", "PAUSED": "template_paused", "DISABLED": "template_disabled"}
 
 
 def _status_description(value: dict[str, Any]) -> str | None:
@@ -440,6 +449,11 @@ def _number_quality(session: Session, change: FieldChange) -> None:
     if number is None:
         return
     event = change.value.get("event")
+    if event in ("FLAGGED", "DOWNGRADE"):
+        alerts.raise_alert(session, org_id=number.organization_id, kind="quality_downgraded", subject_type="number",
+                           subject_id=number.id, data={"event": event, "current_limit": change.value.get("current_limit")},
+                           message=f"Number {number.display_phone_number}: Meta reports {event.lower()} "
+                                   f"(limit {change.value.get('current_limit') or 'unchanged'})")
     if event == "FLAGGED":
         number.status, number.quality_rating = NumberStatus.flagged, "RED"
     elif event == "UNFLAGGED":
@@ -467,10 +481,16 @@ def _account(session: Session, change: FieldChange) -> None:
     status = {"ACCOUNT_RESTRICTION": NumberStatus.restricted, "DISABLED_UPDATE": NumberStatus.restricted,
               "ACCOUNT_DELETED": NumberStatus.disconnected}.get(event)
     if status is not None:
-        session.execute(
+        restricted = session.execute(
             update(WhatsAppNumber).where(WhatsAppNumber.waba_id == change.waba_id).values(status=status)
+            .returning(WhatsAppNumber.id, WhatsAppNumber.organization_id, WhatsAppNumber.display_phone_number)
             .execution_options(synchronize_session=False, all_tenants=True)
-        )
+        ).all()
+        for number_id, org_id, display in restricted:
+            alerts.raise_alert(session, org_id=org_id, kind="account_restricted", subject_type="number",
+                               subject_id=number_id, message=f"Number {display}: Meta reports {event.lower()}",
+                               data={key: change.value.get(key) for key in ("event", "restriction_info", "ban_info")
+                                     if change.value.get(key) is not None})
 
 
 FIELD_HANDLERS = {

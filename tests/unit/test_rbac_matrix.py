@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from sqlalchemy import select
 
 from shared.models import Job
 from shared.permissions import Permission, Role, has_permission
@@ -49,11 +50,18 @@ def world(db_session):
     target = make_user(db_session, org, role="agent")
     department = make_department(db_session, org)
     job, _ = jobs.create_job(db_session, org_id=org.id, kind="contacts.export", task_name="maintenance.x")
+    from shared.models import Alert
+    from shared.services import alerts
+
+    alerts.raise_alert(db_session, org_id=org.id, kind="number_paused", subject_type="number", subject_id=org.id,
+                       message="Matrix")
+    alert_id = db_session.execute(select(Alert.id).where(Alert.organization_id == org.id)).scalar_one()
     ids = {
         "org_id": org.id,
         "user_id": target.id,
         "department_id": department.id,
         "job_id": job.id,
+        "alert_id": alert_id,
         "code": "starter",
         **tenant_rows(db_session, org),
     }

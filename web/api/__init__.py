@@ -1,6 +1,7 @@
 """Every blueprint, registered in one place."""
 
 from web.api import (
+    alerts,
     auth,
     contact_attributes,
     contact_imports,
@@ -40,6 +41,7 @@ API_BLUEPRINTS = [
     ("conversations", conversations.blp),
     ("messages", messages.blp),
     ("media", messages.media_blp),
+    ("alerts", alerts.blp),
 ]
 
 
