@@ -65,7 +65,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -81,6 +80,7 @@ import requests
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from shared.embedded import free_port
 from shared.settings import PROJECT_ROOT, Settings, use_settings
 
 CONTACTS = int(os.environ.get("BENCH_CONTACTS", "1000"))
@@ -105,7 +105,6 @@ WEB_WORKERS = os.environ.get("WEB_CONCURRENCY") or "2"
 REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "12"))
 PHASES = set(os.environ.get("BENCH_PHASES", "inbound,pacing,ceiling").split(","))
 PHASE_TIMEOUT = float(os.environ.get("BENCH_PHASE_TIMEOUT_SECONDS", "1200"))
-RESERVED_PORTS = {8000, 5555, 8090}
 
 TARGET_INBOUND_RATE = 500.0
 TARGET_P95_SECONDS = 1.0
@@ -120,15 +119,6 @@ def percentile(samples: list[float], pct: float) -> float:
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
-
-
-def pick_port() -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in RESERVED_PORTS:
-            return port
 
 
 # -- processes ------------------------------------------------------------------------------------
@@ -395,7 +385,7 @@ def main() -> None:
     sandbox: Sandbox | None = None
     failed = True
     try:
-        sandbox_port, web_port = pick_port(), pick_port()
+        sandbox_port, web_port = free_port(), free_port()
         env = {**os.environ, "REDIS_URL": redis_url, "LOG_LEVEL": "WARNING", "PYTHONPATH": str(PROJECT_ROOT),
                "WHATSAPP_API_BASE": f"http://127.0.0.1:{sandbox_port}"}
         procs["sandbox"] = start("sandbox", [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port",

@@ -56,6 +56,8 @@ from pathlib import Path
 
 import requests
 
+from shared.embedded import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 # Where `python -m sandbox` runs from: another checkout's sandbox/ (e.g. `git archive <commit> sandbox`) for a before/after.
 SANDBOX_ROOT = Path(os.environ.get("BENCH_SANDBOX_ROOT") or ROOT)
@@ -66,7 +68,6 @@ WARMUP = int(os.environ.get("BENCH_SANDBOX_WARMUP", "600"))
 ROUNDS = int(os.environ.get("BENCH_SANDBOX_ROUNDS", "3"))
 TARGET_MS_STATUSES_OFF = 0.5
 TARGET_MS_STATUSES_ON = 1.0
-RESERVED_PORTS = {8000, 5555, 8090}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 NUMBER = {"phone_number_id": "990300400501", "waba_id": "990300400500", "display_phone_number": "15550199301",
@@ -95,15 +96,6 @@ serve(app, host="127.0.0.1", port=int(sys.argv[1]))
 
 
 # -- processes and their CPU -----------------------------------------------------------------------------
-
-
-def pick_port() -> int:
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in RESERVED_PORTS:
-            return port
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -151,7 +143,7 @@ class Server:
 
 
 def start_server(name: str, argv: list[str], work_dir: Path) -> Server:
-    port = pick_port()
+    port = free_port()
     log_path = work_dir / f"{name}.log"
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen([*argv, str(port)] if name == "bare" else [*argv, "--port", str(port)],
@@ -351,7 +343,7 @@ def main() -> None:
     load_before = os.getloadavg()
     work_dir = Path(tempfile.mkdtemp(prefix="pytake-bench-sandbox-"))
     ctx = multiprocessing.get_context("fork")
-    receiver_port, receiver_ready, counts = pick_port(), ctx.Event(), ctx.Array("q", 3)
+    receiver_port, receiver_ready, counts = free_port(), ctx.Event(), ctx.Array("q", 3)
     receiver = ctx.Process(target=receiver_process, args=(receiver_port, receiver_ready, counts), daemon=True)
     servers: list[Server] = []
     try:

@@ -58,6 +58,7 @@ from alembic.config import Config
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from shared.embedded import free_port
 from shared.logs import configure_logging
 from shared.queueing.names import WEBHOOKS
 from shared.settings import PROJECT_ROOT, Settings, use_settings
@@ -76,7 +77,6 @@ THREADS = os.environ.get("WEB_THREADS") or "8"
 SERVER_LOG_LEVEL = os.environ.get("BENCH_SERVER_LOG_LEVEL")
 TARGET_RATIO = 0.50
 TARGET_P99_MS = 50.0
-RESERVED_PORTS = {8000, 5555, 8090}
 PATH = "/api/v1/webhooks/whatsapp"
 
 NUMBER = {"waba_id": "990100200300", "phone_number_id": "990100200301", "display_phone_number": "15550199001",
@@ -380,15 +380,6 @@ def run_load(mode: str, port: int, secret: bytes, total: int, clients: int) -> R
 # -- servers ------------------------------------------------------------------------------
 
 
-def pick_port() -> int:
-    from shared.embedded import free_port
-
-    while True:
-        port = free_port()
-        if port not in RESERVED_PORTS:
-            return port
-
-
 @dataclass
 class Server:
     name: str
@@ -424,7 +415,7 @@ def start_gunicorn(name: str, module: str, cwd: Path, env: dict[str, str], work_
     path for every gunicorn of the user, so a bench server would take over (and on exit delete) the one of
     a `make run` in progress. The socket only serves `gunicornc`; requests never touch it.
     """
-    port = pick_port()
+    port = free_port()
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     log_path = work_dir / f"{name}.log"
     with open(log_path, "wb") as log_file:

@@ -42,10 +42,17 @@ class EmbeddedEngineError(RuntimeError):
     """An embedded engine could not be started; the message says which and why."""
 
 
+# `make run`'s web, Flower and sandbox: an engine or a benchmark server never takes them.
+RESERVED_PORTS = frozenset({8000, 5555, 8090})
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port not in RESERVED_PORTS:
+            return port
 
 
 def wait_for_port(port: int, *, timeout: float, what: str) -> None:

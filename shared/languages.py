@@ -31,9 +31,8 @@ KEYWORD_CONFIRMATIONS: dict[str, dict[str, str]] = {
     },
 }
 
-# The settings keys an organization overrides a confirmation with, and the most a WhatsApp text body holds.
+# The settings keys an organization overrides a confirmation with.
 CONFIRMATION_SETTINGS = {"opt_out": "opt_out_reply", "opt_in": "opt_in_reply"}
-MAX_TEXT_BODY = 4096
 
 
 def keyword_confirmation(kind: ConfirmationKind, *, language: str | None, settings: dict[str, Any] | None) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from shared.models import Job
 from shared.services import attributes, contacts
+from shared.services.contact_filters import job_filters
 from shared.settings import get_settings
 from shared.storage import get_storage, signed_download_token
 
@@ -33,7 +34,7 @@ def _row(contact, attribute_keys: list[str]) -> list[Any]:
 
 def run_export(session: Session, *, job: Job, progress) -> dict[str, Any]:
     org_id = job.organization_id
-    spec = job.params.get("filters", job.params.get("filter")) or {}  # `filter`: a job queued before the rename
+    spec = job_filters(job.params)
     total = contacts.count_contacts(session, org_id=org_id, spec=spec)
     attribute_keys = sorted(attributes.attribute_types(session, org_id=org_id))
     query = contacts.filtered_query(session, org_id=org_id, spec=spec).order_by("created_at", "id")

@@ -120,3 +120,8 @@ def contact_conditions(
     if spec.get("q"):
         conditions.append(SEARCH_TEXT.ilike(like_pattern(spec["q"].strip()), escape="\\"))
     return [and_(*conditions)]
+
+
+def job_filters(params: dict[str, Any]) -> dict[str, Any]:
+    """A contacts job's filters; `filter` is the name jobs queued before the API said `filters` carry."""
+    return params.get("filters", params.get("filter")) or {}

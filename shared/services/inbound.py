@@ -368,5 +368,9 @@ def media_awaiting_credentials(session: Session, *, number_id: uuid.UUID) -> lis
     ).scalars())
 
 
-def record_media_error(session: Session, *, message_id: uuid.UUID | str, error: str) -> None:
-    session.get(Message, uuid.UUID(str(message_id))).media_error = error[:2000]
+def record_media_error(session: Session, *, message_id: uuid.UUID | str, error: str,
+                       awaits_credentials: bool = False) -> None:
+    """Why the message has no file; `awaits_credentials`: refused for the number's token, fetched again when the
+    number gets a new one (media_awaiting_credentials)."""
+    text = f"{MEDIA_AWAITS_CREDENTIALS}: {error}" if awaits_credentials else error
+    session.get(Message, uuid.UUID(str(message_id))).media_error = text[:2000]

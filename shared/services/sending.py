@@ -36,7 +36,6 @@ from shared.models import (
     MessageStatus,
     SenderType,
     SubscriptionStatus,
-    WhatsAppNumber,
 )
 from shared.models.base import utcnow
 from shared.queueing.names import DISPATCH_NUMBER

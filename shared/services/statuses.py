@@ -17,6 +17,7 @@ from shared.services import consent, messages
 from shared.whatsapp.payloads import MessageStatus as StatusUpdate
 
 STATUS_RANK = {MessageStatus.sent: 1, MessageStatus.delivered: 2, MessageStatus.read: 3}
+_STEP_COLUMNS = {MessageStatus.sent: "sent_at", MessageStatus.delivered: "delivered_at", MessageStatus.read: "read_at"}
 NOT_YET_DELIVERED = (MessageStatus.queued, MessageStatus.sending, MessageStatus.unknown, MessageStatus.sent)
 
 
@@ -65,8 +66,8 @@ def apply_status(session: Session, *, number: WhatsAppNumber, status: StatusUpda
             return _fill_late(message, new, at)
         was_counted = message.status in (MessageStatus.sent, MessageStatus.delivered, MessageStatus.read)
         # A later step implies the earlier ones Meta skipped or has not sent yet (read before delivered).
-        implied = [step for step, column in (("sent", "sent_at"), ("delivered", "delivered_at"))
-                   if STATUS_RANK[MessageStatus(step)] < STATUS_RANK[new] and getattr(message, column) is None]
+        implied = [step.value for step, column in _STEP_COLUMNS.items()
+                   if STATUS_RANK[step] < STATUS_RANK[new] and getattr(message, column) is None]
         message.status = new
         message.sent_at = message.sent_at or at
         if STATUS_RANK[new] >= STATUS_RANK[MessageStatus.delivered]:
@@ -104,9 +105,6 @@ def _record_billing(message: Message, status: StatusUpdate) -> None:
             expires_at = known.get("expires_at")
         message.meta_conversation = {"id": conversation.id, "origin_type": conversation.origin_type,
                                      "expires_at": expires_at}
-
-
-_STEP_COLUMNS = {MessageStatus.sent: "sent_at", MessageStatus.delivered: "delivered_at", MessageStatus.read: "read_at"}
 
 
 def _fill_late(message: Message, step: MessageStatus, at) -> bool:

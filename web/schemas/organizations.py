@@ -3,9 +3,10 @@ import zoneinfo
 import marshmallow as ma
 import phonenumbers
 
-from shared.languages import CONFIRMATION_SETTINGS, MAX_TEXT_BODY, SUPPORTED_LANGUAGES
+from shared.languages import CONFIRMATION_SETTINGS, SUPPORTED_LANGUAGES
 from shared.models import SubscriptionStatus
 from shared.services import button_replies
+from shared.whatsapp.outbound import MAX_TEXT_BODY_CHARS
 from web.schemas.common import StrictSchema
 
 
@@ -35,8 +36,8 @@ def _valid_settings(value: dict) -> None:
             continue
         if not isinstance(text, str) or not text.strip():
             errors[key] = ["Give the text to send (or null for the language's default)."]
-        elif len(text) > MAX_TEXT_BODY:
-            errors[key] = [f"At most {MAX_TEXT_BODY} characters (a WhatsApp text message)."]
+        elif len(text) > MAX_TEXT_BODY_CHARS:
+            errors[key] = [f"At most {MAX_TEXT_BODY_CHARS} characters (a WhatsApp text message)."]
     actions = value.get(button_replies.SETTING)
     if actions is not None and (not isinstance(actions, dict) or not all(
             isinstance(payload, str) and payload and button_replies.is_action(action)

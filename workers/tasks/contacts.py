@@ -5,6 +5,7 @@ from sqlalchemy.orm import Session
 from shared.models import Job, Organization
 from shared.queueing import names
 from shared.services import contact_export, contact_import, contacts
+from shared.services.contact_filters import job_filters
 from workers.base import Progress, job_task
 
 BATCH = 1000
@@ -19,8 +20,7 @@ def bulk_update_contacts(session: Session, job: Job, progress: Progress) -> dict
     (the work commits with the job). Side effects: contact_tags rows, lifecycle stages.
     """
     org = session.get(Organization, job.organization_id)
-    spec = job.params.get("filters", job.params.get("filter"))  # `filter`: a job queued before the rename
-    ids = contacts.matching_ids(session, org_id=org.id, spec=spec)
+    ids = contacts.matching_ids(session, org_id=org.id, spec=job_filters(job.params))
     done = 0
     for start in range(0, len(ids), BATCH):
         done += contacts.bulk_update(session, org=org, contact_ids=ids[start : start + BATCH], action=job.params)

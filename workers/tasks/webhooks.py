@@ -84,10 +84,9 @@ def fetch_media(self, message_id: str, org_id: str) -> None:
         retryable = isinstance(exc, GraphTransportError) or exc.retryable or isinstance(exc, MediaUrlExpiredError)
         if retryable and self.request.retries < self.max_retries:
             raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries, base=5.0, cap=600.0))
-        waits = isinstance(exc, GraphAPIError) and exc.action is ErrorAction.INVALID_TOKEN
         with unit_of_work() as session:  # a refused token (190): fetched again when the number gets a new one
-            inbound.record_media_error(session, message_id=message_id,
-                                       error=f"{inbound.MEDIA_AWAITS_CREDENTIALS}: {exc}" if waits else str(exc))
+            inbound.record_media_error(session, message_id=message_id, error=str(exc), awaits_credentials=(
+                isinstance(exc, GraphAPIError) and exc.action is ErrorAction.INVALID_TOKEN))
         return
     key = f"media/{org_id}/{message_id}"
     get_storage().save(key, io.BytesIO(content))
