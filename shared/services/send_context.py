@@ -60,11 +60,25 @@ WITH queued AS (
 SELECT sequence, created_at, updated_at FROM queued
 """
 
-# The columns the INSERT leaves to their defaults, as a new Message object must hold them (so reading
-# one never goes back to the database).
-UNSET_COLUMNS = dict(wamid=None, sent_at=None, delivered_at=None, read_at=None, failed_at=None, error_code=None,
-                     error_message=None, referral=None, occurred_at=None, attempts=0, routed_at=None, media_id=None,
-                     media_key=None, media_error=None)
+_INSERTED = {"id", "organization_id", "conversation_id", "contact_id", "number_id", "direction", "type", "content",
+             "status", "queued_at", "next_attempt_at", "sender_type", "sender_user_id", "campaign_id", "template_id",
+             "idempotency_key", "context_wamid", "sequence", "created_at", "updated_at"}
+
+
+def _unset_columns() -> dict[str, object]:
+    """The columns `_QUEUE` leaves to their defaults, as a new Message object must hold them, so that
+    reading one (the response's dump) never goes back to the database. Read off the table, so a column
+    added later is covered without anyone remembering this list."""
+    unset = {}
+    for column in Message.__table__.columns:
+        if column.key in _INSERTED:
+            continue
+        default = column.default
+        unset[column.key] = default.arg if default is not None and default.is_scalar else None
+    return unset
+
+
+UNSET_COLUMNS = _unset_columns()
 
 
 @dataclass(frozen=True)

@@ -184,3 +184,29 @@ def test_a_malformed_message_is_refused_in_plain_words_without_python_internals(
                      "object is not subscriptable"):
         assert internal not in said
     assert not _outbound(db_session)  # nothing queued
+
+
+def test_the_reply_is_answered_without_reading_the_new_message_back(deliver, db_session, client, admin_headers):
+    """The row's every column is known when it is inserted: a read-back would cost the send request a round
+    trip per reply (a column added to messages once brought one back unnoticed)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    deliver(inbound(text("Hi")))
+    conversation = the_conversation(db_session)
+    _reply(client, conversation, admin_headers, "Warm-up")
+    reads_of_messages = []
+
+    def note(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith("SELECT") and "FROM messages" in statement:
+            reads_of_messages.append(statement)
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        response = _reply(client, conversation, admin_headers, "On its way")
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
+    assert response.status_code == 202
+    body = response.get_json()
+    assert (body["status"], body["forwarded"], body["reaction"], body["content"]["body"]) == (
+        "queued", False, None, "On its way")
+    assert reads_of_messages == []
