@@ -8,6 +8,7 @@ that change no row, such as a refused sign-in.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any, Sequence
 
@@ -22,22 +23,24 @@ log = structlog.get_logger(__name__)
 _KIND = "audit"
 
 
-def _entry(
-    *, org_id, action: str, subject_type: str, subject_id, actor_id, data: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def origin() -> dict[str, Any]:
+    """Where the work in hand came from: the request's (or task's) client address, agent and id."""
     context = current_context()
+    return {"ip": context.get("client_ip"), "user_agent": context.get("user_agent"),
+            "request_id": context.get("request_id")}
+
+
+def _entry(
+    *, org_id, action: str, subject_type: str, subject_id, actor_id, data: dict[str, Any] | None = None,
+    came_from: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     return {
         "org_id": org_id,
         "event": action,
         "subject_type": subject_type,
         "subject_id": subject_id,
         "actor": str(actor_id) if actor_id else None,
-        "data": {
-            **(data or {}),
-            "ip": context.get("client_ip"),
-            "user_agent": context.get("user_agent"),
-            "request_id": context.get("request_id"),
-        },
+        "data": {**(data or {}), **(origin() if came_from is None else came_from)},
     }
 
 
@@ -51,13 +54,17 @@ def audit_on_commit(
     actor_id: uuid.UUID | str | None,
     data: dict[str, Any] | None = None,
     event_id: str | None = None,
+    occurred_at: dt.datetime | None = None,
+    came_from: dict[str, Any] | None = None,
 ) -> None:
-    """`event_id` makes the entry idempotent: a redelivered task appends it once."""
-    entry = _entry(
-        org_id=org_id, action=action, subject_type=subject_type, subject_id=subject_id, actor_id=actor_id, data=data
-    )
+    """`event_id` makes the entry idempotent: a redelivered task appends it once. `occurred_at` and
+    `came_from` record an earlier step written later (its time, and the request it came from)."""
+    entry = _entry(org_id=org_id, action=action, subject_type=subject_type, subject_id=subject_id,
+                   actor_id=actor_id, data=data, came_from=came_from)
     if event_id is not None:
         entry["event_id"] = event_id
+    if occurred_at is not None:
+        entry["occurred_at"] = occurred_at
     aftercommit.defer(session, _KIND, entry)
 
 

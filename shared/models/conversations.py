@@ -157,6 +157,9 @@ class Message(TenantMixin, Base):
     campaign_id: Mapped[uuid.UUID | None]
     template_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("message_templates.id", ondelete="SET NULL"))
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # Outbound: where the request that queued it came from ({ip, user_agent, request_id}); the sends pool
+    # writes the timeline's `messages.queued` line from it when it first takes the message.
+    origin: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     occurred_at: Mapped[dt.datetime | None]  # Meta's timestamp for inbound messages
     # Outbound: Meta's billing objects from the latest status that carried them (shared/services/statuses.py):
     # pricing {billable, pricing_model, category, type}; meta_conversation {id, origin_type, expires_at}.

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from shared.db import get_owned
-from shared.audit import audit_on_commit
+from shared.audit import audit_on_commit, origin
 from shared.errors import ConflictError, InvalidInputError, NotFoundError
 from shared.models import (
     Contact,
@@ -294,12 +294,10 @@ def _queue(
         content=content, status=MessageStatus.queued, queued_at=now, next_attempt_at=now, sender_type=sender_type,
         sender_user_id=sender_user_id, campaign_id=campaign_id, template_id=template.id if template else None,
         idempotency_key=idempotency_key, context_wamid=_context_wamid(session, context, spec.get("reply_to")),
-        **send_context.UNSET_COLUMNS,
+        origin=_origin(), **send_context.UNSET_COLUMNS,
     )
     if not send_context.insert_queued(session, message, preview=conversations.preview_of(message_type, content)):
         return find_by_idempotency_key(session, org_id=org_id, key=idempotency_key), False
-    _timeline(session, message, "queued", actor_id=sender_user_id, data={"type": message_type,
-                                                                         "sender_type": sender_type.value})
     sending.arm_on_commit(session, number_id=context.number_id, org_id=org_id)
     return message, True
 
@@ -313,14 +311,28 @@ def _count_outbound(session: Session, message: Message, at: dt.datetime) -> None
     contact.messages_out_count += 1
 
 
+def _origin() -> dict[str, Any] | None:
+    came_from = origin()
+    return came_from if any(came_from.values()) else None
+
+
+def timeline_queued(session: Session, message: Message) -> None:
+    """The `messages.queued` line, at the time it was queued and with the request it came from. The sends
+    pool writes it when it first takes the message, with that batch's other lines: writing it from the
+    request cost the send request an event-store round trip, a third of its time."""
+    _timeline(session, message, "queued", actor_id=message.sender_user_id,
+              data={"type": message.type, "sender_type": message.sender_type.value},
+              occurred_at=message.queued_at, came_from=message.origin or {})
+
+
 def _timeline(session: Session, message: Message, step: str, *, actor_id: uuid.UUID | None = None,
-              data: dict[str, Any] | None = None) -> None:
+              data: dict[str, Any] | None = None, **when_and_where: Any) -> None:
     """One line in the message's and in its conversation's timeline, once per step (redeliveries add none)."""
     for subject_type, subject_id in (("message", message.id), ("conversation", message.conversation_id)):
         audit_on_commit(session, org_id=message.organization_id, action=f"messages.{step}", subject_type=subject_type,
                         subject_id=subject_id, actor_id=actor_id,
                         data={**(data or {}), "message_id": str(message.id)},
-                        event_id=f"message:{message.id}:{step}:{subject_type}")
+                        event_id=f"message:{message.id}:{step}:{subject_type}", **when_and_where)
 
 
 def conversation_for_recipient(session: Session, *, org: Organization, number_id: uuid.UUID,

@@ -47,10 +47,10 @@ _QUEUE = """
 WITH queued AS (
   INSERT INTO messages (id, organization_id, conversation_id, contact_id, number_id, direction, type, content,
                         status, queued_at, next_attempt_at, sender_type, sender_user_id, campaign_id, template_id,
-                        idempotency_key, context_wamid)
+                        idempotency_key, context_wamid, origin)
   VALUES (%(id)s, %(organization_id)s, %(conversation_id)s, %(contact_id)s, %(number_id)s, 'outbound', %(type)s,
           %(content)s, 'queued', %(now)s, %(now)s, %(sender_type)s, %(sender_user_id)s, %(campaign_id)s,
-          %(template_id)s, %(idempotency_key)s, %(context_wamid)s)
+          %(template_id)s, %(idempotency_key)s, %(context_wamid)s, %(origin)s)
   ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING sequence, created_at, updated_at
 ), previewed AS (
@@ -62,7 +62,7 @@ SELECT sequence, created_at, updated_at FROM queued
 
 _INSERTED = {"id", "organization_id", "conversation_id", "contact_id", "number_id", "direction", "type", "content",
              "status", "queued_at", "next_attempt_at", "sender_type", "sender_user_id", "campaign_id", "template_id",
-             "idempotency_key", "context_wamid", "sequence", "created_at", "updated_at"}
+             "idempotency_key", "context_wamid", "origin", "sequence", "created_at", "updated_at"}
 
 
 def _unset_columns() -> dict[str, object]:
@@ -150,6 +150,7 @@ def insert_queued(session: Session, message: Message, *, preview: str) -> bool:
         "sender_user_id": message.sender_user_id, "campaign_id": message.campaign_id,
         "template_id": message.template_id, "idempotency_key": message.idempotency_key,
         "context_wamid": message.context_wamid, "preview": preview,
+        "origin": Jsonb(message.origin) if message.origin is not None else None,
     }).fetchone()
     if row is None:
         return False

@@ -221,7 +221,7 @@ def claim_batch(session: Session, *, number_id: uuid.UUID | str, max_batch: int 
     (at least 1, at most `max_batch`); None: the number is gone.
 
     The caller commits before any request leaves. Messages refused at send time (consent, window,
-    trial) fail here, set-wise.
+    trial) fail here, set-wise. A message taken for the first time gets its `messages.queued` timeline line here.
     """
     row = session.execute(_NUMBER, {"number_id": str(number_id)}).one_or_none()
     if row is None:
@@ -250,6 +250,8 @@ def claim_batch(session: Session, *, number_id: uuid.UUID | str, max_batch: int 
     org_refusal = _org_refusal(row.is_suspended, row.subscription_status)
     going: list[Message] = []
     for message, window_expires_at, unreachable_until, contact in loaded:
+        if message.attempts == 0:
+            messages.timeline_queued(session, message)
         refusal = org_refusal or _refusal(message, window_expires_at, unreachable_until, contact,
                                           template_categories.get(message.template_id), now)
         if refusal is not None:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
 import web.db
 from shared import db
 from shared.models import Contact, Direction, Message
 from shared.models.base import utcnow
-from shared.services import messages
+from shared.services import messages, sending
 from tests.factories import make_department, make_org, make_user
 from tests.unit.test_conversations import _armed, deliver, inbound, number, text, the_conversation  # noqa: F401
 
@@ -154,13 +155,26 @@ def test_another_organizations_or_a_malformed_conversation_is_not_found(deliver,
 
 def test_the_queued_line_is_on_the_timeline_with_who_and_from_where(deliver, db_session, client, admin_headers,
                                                                     admin):
+    """The sends pool writes it when it first takes the message (not the request: an event-store round trip
+    there cost a third of the request), with the time it was queued and the request it came from."""
     deliver(inbound(text("Hi")))
     conversation = the_conversation(db_session)
-    reply_id = _reply(client, conversation, admin_headers).get_json()["id"]
-    timeline = client.get(f"/api/v1/conversations/{conversation.id}/timeline", headers=admin_headers).get_json()
-    [queued] = [e for e in timeline if e["event"] == "messages.queued"]
-    assert queued["data"]["message_id"] == reply_id and queued["actor"] == str(admin.id)
-    assert queued["data"]["ip"] == "127.0.0.1"
+    reply = _reply(client, conversation, admin_headers, **{"X-Request-ID": "reply-from-the-inbox"}).get_json()
+
+    def timeline():
+        return client.get(f"/api/v1/conversations/{conversation.id}/timeline", headers=admin_headers).get_json()
+
+    for _ in range(2):  # taken, given back unsent, taken again: one line
+        with db.new_session() as session:
+            batch = sending.claim_batch(session, number_id=conversation.number_id)
+            assert [str(item.message_id) for item in batch.items] == [reply["id"]]
+            session.commit()
+        db_session.execute(update(Message).where(Message.id == reply["id"]).values(status="queued", attempts=0))
+    [queued] = [e for e in timeline() if e["event"] == "messages.queued"]
+    assert queued["data"]["message_id"] == reply["id"] and queued["actor"] == str(admin.id)
+    assert (queued["data"]["ip"], queued["data"]["request_id"]) == ("127.0.0.1", "reply-from-the-inbox")
+    at, queued_at = (dt.datetime.fromisoformat(t) for t in (queued["occurred_at"], reply["queued_at"]))
+    assert abs(at - queued_at) < dt.timedelta(milliseconds=1)  # the event store keeps milliseconds
 
 
 @pytest.mark.parametrize("spec, says", [

@@ -2,11 +2,11 @@
 reported with no message. For org admins (super_admin too): read, filter, acknowledge."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.permissions import Permission
 from shared.services import alerts
 from web.auth import current_principal, require_org_id, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.alerts import AlertPageSchema, AlertQueryArgsSchema, AlertSchema
 

@@ -2,7 +2,6 @@
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.errors import InvalidCredentialsError
 from shared.models import Organization, User
@@ -12,6 +11,7 @@ from shared.security import normalize_email
 from shared.services import auth_sessions, users
 from shared.settings import get_settings
 from web.auth import AUTHENTICATED, REFRESH, current_principal, issue_tokens, public, requires, seconds_left
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.auth import LoginSchema, MeSchema, RegisterSchema, SessionSchema, TokensSchema
 from web.schemas.users import PasswordChangeSchema, ProfileUpdateSchema

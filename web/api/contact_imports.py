@@ -2,7 +2,6 @@
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.errors import InvalidInputError, NotFoundError
 from shared.permissions import Permission
@@ -12,6 +11,7 @@ from shared.services.jobs import create_job
 from shared.settings import get_settings
 from shared.storage import get_storage, resolve_download_token
 from web.auth import current_org, current_principal, public, require_org_id, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.contact_imports import (
     ContactImportSchema,

@@ -1,7 +1,6 @@
 """Contacts: the people an organization talks to, their consent, and bulk work on them."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.models import ConsentAction
 from shared.permissions import Permission
@@ -9,6 +8,7 @@ from shared.services import consent, contacts
 from shared.services.jobs import create_job
 from shared.queueing import names
 from web.auth import current_org, current_principal, require_org_id, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.contacts import (
     BulkActionSchema,

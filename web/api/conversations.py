@@ -2,7 +2,6 @@
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.audit import audit_trail
 from shared.models import ConversationStatus
@@ -11,6 +10,7 @@ from shared.queueing.names import ASSIGN_WAITING, MARK_READ
 from shared.queueing.publish import enqueue_on_commit
 from shared.services import assignment, conversations, messages
 from web.auth import current_principal, require_org_id, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.conversations import (
     AssignSchema,

@@ -1,11 +1,11 @@
 """Departments and their members, used to route conversations to the right team."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.permissions import Permission
 from shared.services import departments, users
 from web.auth import require_org_id, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.departments import DepartmentCreateSchema, DepartmentDetailSchema, DepartmentSchema, DepartmentUpdateSchema
 

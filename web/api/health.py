@@ -2,11 +2,11 @@
 
 import marshmallow as ma
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.health import check_stores, ping_pools
 from shared.settings import get_settings
 from web.auth import public
+from web.blueprint import Blueprint
 from web.schemas.common import QueryArgsSchema
 
 blp = Blueprint("health", __name__, description="Liveness and readiness probes")

@@ -1,11 +1,12 @@
 """Jobs: follow any asynchronous operation (imports, exports, syncs) by its intent record."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from shared.permissions import Permission
 from shared.services import jobs as job_service
 from web.auth import require_org_id, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.jobs import JobCancelSchema, JobPageSchema, JobQueryArgsSchema, JobSchema
 

@@ -2,13 +2,13 @@
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.models import SenderType
 from shared.permissions import Permission
 from shared.errors import InvalidInputError
 from shared.services import conversations, media, messages
 from web.auth import current_org, current_principal, require_org_id, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.conversations import DirectMessageCreateSchema, MediaUploadedSchema, MediaUploadSchema, MessageSchema
 from web.views import accepts_upload

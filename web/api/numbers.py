@@ -1,13 +1,13 @@
 """WhatsApp numbers an organization sends from."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.permissions import Permission
 from shared.queueing.names import SYNC_NUMBER
 from shared.services import numbers
 from shared.services.jobs import create_job
 from web.auth import current_org, current_principal, require_org_id, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.whatsapp import JobStartedSchema, NumberCreateSchema, NumberSchema, NumberUpdateSchema
 

@@ -1,12 +1,12 @@
 """Organizations: super_admin manages every tenant; an org_admin reads and updates its own."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.errors import OrganizationNotFoundError, PermissionDeniedError
 from shared.permissions import Permission
 from shared.services import organizations, plans
 from web.auth import current_principal, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.organizations import (
     OrganizationCreateSchema,

@@ -1,11 +1,11 @@
 """Plans and their limits: read by anyone signed in, changed by platform staff without a deploy."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.permissions import Permission
 from shared.services import plans
 from web.auth import AUTHENTICATED, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.organizations import PlanSchema, PlanUpdateSchema
 

@@ -1,11 +1,11 @@
 """Segments: saved filters with a live count; later, campaign audiences."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.permissions import Permission
 from shared.services import contacts, segments
 from web.auth import require_org_id, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.common import PageQueryArgsSchema
 from web.schemas.contacts import ContactPageSchema, SegmentCreateSchema, SegmentSchema, SegmentUpdateSchema

@@ -1,11 +1,11 @@
 """Tags and how many contacts carry each."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.permissions import Permission
 from shared.services import tags
 from web.auth import require_org_id, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.contacts import TagCreateSchema, TagSchema, TagUpdateSchema
 

@@ -1,13 +1,13 @@
 """Message templates: create and submit for Meta's review, follow their status, render them."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.permissions import Permission
 from shared.queueing.names import SYNC_TEMPLATES
 from shared.services import numbers, templates
 from shared.services.jobs import create_job
 from web.auth import current_principal, require_org_id, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.whatsapp import (
     JobStartedSchema,

@@ -1,13 +1,13 @@
 """Users of an organization: org_admin manages them; everyone signed in can see colleagues."""
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.errors import ConflictError, PermissionDeniedError
 from shared.models import Organization
 from shared.permissions import Permission, Role
 from shared.services import users
 from web.auth import current_principal, require_org_id, requires
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.schemas.users import UserCreateSchema, UserQueryArgsSchema, UserSchema, UserUpdateSchema
 

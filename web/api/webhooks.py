@@ -4,12 +4,12 @@ import hmac
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from shared.errors import ForbiddenError, UnauthorizedError
 from shared.services import numbers, webhooks
 from shared.settings import get_settings
 from web.auth import public
+from web.blueprint import Blueprint
 from web.db import get_session
 from web.intake import SIGNATURE_REFUSED
 from web.request_context import RAW_BODY_ENDPOINTS
