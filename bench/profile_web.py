@@ -82,6 +82,8 @@ def main() -> None:
         print(f"{WHAT}: {stats.total_calls / (REQUESTS - half):.0f} Python function calls per request (cProfile)")
         stats.sort_stats("cumulative").print_stats(TOP)
         stats.sort_stats("tottime").print_stats(TOP)
+        if os.environ.get("PROFILE_CALLERS"):
+            stats.print_callers(os.environ["PROFILE_CALLERS"])
     finally:
         from shared import db
 

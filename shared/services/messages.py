@@ -221,8 +221,8 @@ def find_by_idempotency_key(session: Session, *, org_id: uuid.UUID, key: str) ->
 
 def queue_reply(session: Session, *, org_id: uuid.UUID, conversation_id: uuid.UUID | str, viewer_id: uuid.UUID,
                 viewer_role: Role, spec: dict[str, Any], idempotency_key: str | None = None) -> tuple[Message, bool]:
-    """An agent's (or admin's) reply in a conversation they may see: `_queue` under the conversation's lock."""
-    context = send_context.lock_for_send(session, org_id=org_id, conversation_id=conversation_id,
+    """An agent's (or admin's) reply in a conversation they may see."""
+    context = send_context.read_for_send(session, org_id=org_id, conversation_id=conversation_id,
                                          viewer_id=viewer_id, viewer_role=viewer_role)
     return _queue(session, context=context, spec=spec, sender_type=SenderType.agent, sender_user_id=viewer_id,
                   idempotency_key=idempotency_key)
@@ -241,7 +241,7 @@ def queue_message(
 ) -> tuple[Message, bool]:
     """`_queue` for a caller holding the conversation's object (kept up to date here)."""
     session.flush()  # the plain SQL below reads the conversation as this transaction left it
-    context = send_context.lock_for_send(session, org_id=org.id, conversation_id=conversation.id)
+    context = send_context.read_for_send(session, org_id=org.id, conversation_id=conversation.id)
     message, created = _queue(session, context=context, spec=spec, sender_type=sender_type,
                               sender_user_id=sender_user_id, idempotency_key=idempotency_key, campaign_id=campaign_id)
     if created:
@@ -262,7 +262,7 @@ def _queue(
     idempotency_key: str | None = None,
     campaign_id: uuid.UUID | None = None,
 ) -> tuple[Message, bool]:
-    """The message as `queued` in the conversation `lock_for_send` locked, and its number's dispatcher armed
+    """The message as `queued` in the conversation `read_for_send` read, and its number's dispatcher armed
     after commit; (message, created).
 
     With an `idempotency_key` a repeated request returns the message the first one made.

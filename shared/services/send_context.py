@@ -1,11 +1,13 @@
 """Messages pipeline, the send request's two statements: what queueing a message reads, and its write.
 
 Every agent reply takes this path, so both are plain SQL on the session's own connection
-(shared.db.driver_connection): `lock_for_send` locks the conversation and reads everything the send
-rules need (its number, its contact, its organization and plan, the viewer's departments) in one
-round trip; `insert_queued` inserts the message and moves the conversation's preview in one. Both
-name the organization explicitly (the tenancy hook does not see them). The rules themselves live in
-shared/services/messages.py.
+(shared.db.driver_connection): `read_for_send` reads everything the send rules need (the conversation,
+its number, its contact, its organization and plan, the viewer's departments) in one round trip;
+`insert_queued` locks the conversation, inserts the message and moves the conversation's preview in
+one statement, so the send request needs no transaction around them (web.db.writes_once: no BEGIN,
+no COMMIT round trip). Between the two a rule may change (the window closes, the contact is blocked):
+the sends pool checks the same rules again before anything leaves. Both name the organization
+explicitly (the tenancy hook does not see them). The rules themselves live in shared/services/messages.py.
 """
 
 from __future__ import annotations
@@ -38,26 +40,30 @@ JOIN contacts ct ON ct.id = c.contact_id
 JOIN organizations o ON o.id = c.organization_id
 JOIN plans p ON p.code = o.plan_code
 WHERE c.id = %(conversation_id)s AND c.organization_id = %(org_id)s
-FOR UPDATE OF c
 """
 
-# ON CONFLICT: a concurrent request with the same Idempotency-Key inserted first; the preview moves
-# only when this message was stored.
+# The conversation's lock is taken before the row draws its `sequence` (the INSERT reads its one row from
+# `locked`), so a conversation's messages take their sequence in commit order; in autocommit it is held
+# until this statement commits. ON CONFLICT: a concurrent request with the same Idempotency-Key inserted
+# first. The preview moves only when this message was stored.
 _QUEUE = """
-WITH queued AS (
+WITH locked AS (
+  SELECT id FROM conversations WHERE id = %(conversation_id)s AND organization_id = %(organization_id)s FOR UPDATE
+), queued AS (
   INSERT INTO messages (id, organization_id, conversation_id, contact_id, number_id, direction, type, content,
                         status, queued_at, next_attempt_at, sender_type, sender_user_id, campaign_id, template_id,
                         idempotency_key, context_wamid, origin)
-  VALUES (%(id)s, %(organization_id)s, %(conversation_id)s, %(contact_id)s, %(number_id)s, 'outbound', %(type)s,
-          %(content)s, 'queued', %(now)s, %(now)s, %(sender_type)s, %(sender_user_id)s, %(campaign_id)s,
-          %(template_id)s, %(idempotency_key)s, %(context_wamid)s, %(origin)s)
+  SELECT %(id)s, %(organization_id)s, locked.id, %(contact_id)s, %(number_id)s, 'outbound', %(type)s,
+         %(content)s, 'queued', %(now)s, %(now)s, %(sender_type)s, %(sender_user_id)s, %(campaign_id)s,
+         %(template_id)s, %(idempotency_key)s, %(context_wamid)s, %(origin)s
+  FROM locked
   ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
   RETURNING sequence, created_at, updated_at
 ), previewed AS (
   UPDATE conversations SET last_message_at = %(now)s, last_message_preview = %(preview)s, updated_at = now()
   WHERE id = %(conversation_id)s AND EXISTS (SELECT FROM queued)
 )
-SELECT sequence, created_at, updated_at FROM queued
+SELECT EXISTS (SELECT FROM locked), queued.* FROM (SELECT) AS one LEFT JOIN queued ON true
 """
 
 _INSERTED = {"id", "organization_id", "conversation_id", "contact_id", "number_id", "direction", "type", "content",
@@ -117,10 +123,9 @@ class SendContext:
         return self.window_expires_at is not None and self.window_expires_at > now
 
 
-def lock_for_send(session: Session, *, org_id: uuid.UUID, conversation_id: uuid.UUID | str,
+def read_for_send(session: Session, *, org_id: uuid.UUID, conversation_id: uuid.UUID | str,
                   viewer_id: uuid.UUID | None = None, viewer_role: Role | None = None) -> SendContext:
-    """The conversation locked for this transaction (a conversation's messages take their `sequence` in
-    commit order), with what the send rules read. An agent viewer gets the same 404 for a conversation
+    """The conversation with what the send rules read. An agent viewer gets the same 404 for a conversation
     they may not see as for a missing one."""
     not_found = conversations.ConversationNotFoundError(f"conversation {conversation_id} not found")
     try:
@@ -152,9 +157,11 @@ def insert_queued(session: Session, message: Message, *, preview: str) -> bool:
         "context_wamid": message.context_wamid, "preview": preview,
         "origin": Jsonb(message.origin) if message.origin is not None else None,
     }).fetchone()
-    if row is None:
+    conversation_found, message.sequence, message.created_at, message.updated_at = row
+    if not conversation_found:  # gone since read_for_send
+        raise conversations.ConversationNotFoundError(f"conversation {message.conversation_id} not found")
+    if message.sequence is None:
         return False
-    message.sequence, message.created_at, message.updated_at = row
     make_transient_to_detached(message)  # the row exists: the session tracks it without reading it back
     session.add(message)
     return True

@@ -9,11 +9,10 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import OperationalError
 
-import web.db
 from shared import db
 from shared.models import Contact, Direction, Message
 from shared.models.base import utcnow
-from shared.services import messages, sending
+from shared.services import messages, send_context, sending
 from tests.factories import make_department, make_org, make_user
 from tests.unit.test_conversations import _armed, deliver, inbound, number, text, the_conversation  # noqa: F401
 
@@ -45,16 +44,11 @@ def test_the_dispatcher_is_armed_once_and_only_after_commit(deliver, db_session,
     conversation = the_conversation(db_session)
     published.clear()
 
-    def session_that_cannot_commit():
-        session = db.new_session()
+    def the_database_went_away(*_args, **_kwargs):
+        raise OperationalError("INSERT", {}, Exception("the database went away"))
 
-        def refuse():
-            raise OperationalError("COMMIT", {}, Exception("the database went away"))
-        session.commit = refuse
-        return session
-
-    with monkeypatch.context() as patched:
-        patched.setattr(web.db, "new_session", session_that_cannot_commit)
+    with monkeypatch.context() as patched:  # the request's one write is its INSERT (it commits as it runs)
+        patched.setattr(send_context, "insert_queued", the_database_went_away)
         response = _reply(client, conversation, admin_headers)
     assert response.status_code == 500
     assert _outbound(db_session) == [] and _armed(published) == []  # not saved, so nothing to send

@@ -11,7 +11,7 @@ from shared.queueing.publish import enqueue_on_commit
 from shared.services import assignment, conversations, messages
 from web.auth import current_principal, require_org_id, requires
 from web.blueprint import Blueprint
-from web.db import get_session
+from web.db import get_session, writes_once
 from web.schemas.conversations import (
     AssignSchema,
     ConversationPageSchema,
@@ -84,6 +84,7 @@ class ConversationMessages(MethodView):
         return {"items": items, "next_cursor": next_cursor}
 
     @requires(Permission.conversations_reply)
+    @writes_once  # the message's one INSERT (shared.services.send_context)
     @blp.arguments(MessageCreateSchema)
     @blp.response(202, MessageSchema)
     @blp.alt_response(409, description="`window_closed` (details name the approved templates) or "
