@@ -52,6 +52,11 @@ class WhatsAppNumber(TenantMixin, SoftDeleteMixin, Base):
     sends_paused_at: Mapped[dt.datetime | None]
     sends_paused_reason: Mapped[str | None] = mapped_column(Text)
     last_sync_error: Mapped[str | None] = mapped_column(Text)
+    # Meta's account restriction (account_update), as it sent it, and what it holds (shared.services.restrictions):
+    # every send until sends_held_until; business-initiated (template) sends until templates_held_until.
+    restriction_info: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    sends_held_until: Mapped[dt.datetime | None]
+    templates_held_until: Mapped[dt.datetime | None]
 
 
 class MessageTemplate(TenantMixin, SoftDeleteMixin, Base):

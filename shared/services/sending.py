@@ -162,20 +162,23 @@ class Batch:
     access_token_encrypted: str
     throughput_mps: int
     items: list[Outgoing] = field(default_factory=list)
-    paused: bool = False
+    paused: bool = False  # sends paused (credentials), the number deleted, or every send held (restrictions)
+    templates_held: bool = False  # Meta restricted business-initiated messaging: template messages wait
     claimed_in: float = 0.0  # seconds the claim took (the dispatcher logs it per batch)
 
 
 _NUMBER = text("""
 SELECT n.id, n.organization_id, n.phone_number_id, n.access_token_encrypted, n.throughput_mps,
-       n.sends_paused_at IS NOT NULL OR n.deleted_at IS NOT NULL AS paused,
+       n.sends_paused_at IS NOT NULL OR n.deleted_at IS NOT NULL OR n.sends_held_until > now() AS paused,
+       coalesce(n.templates_held_until > now(), false) AS templates_held,
        o.suspended_at IS NOT NULL AS is_suspended, o.subscription_status::text AS subscription_status
 FROM whatsapp_numbers n JOIN organizations o ON o.id = n.organization_id
 WHERE n.id = :number_id
 """)
 
 # A message may go when every earlier pending message of its conversation goes before it: none of
-# them is in flight, waiting for a later attempt, or bulk behind this urgent one (the ORDER BY then
+# them is in flight, waiting for a later attempt, held by a restriction (shared.services.restrictions),
+# or bulk behind this urgent one (the ORDER BY then
 # puts each earlier one ahead of it in this same batch). Per conversation, where the first such
 # obstacle sits comes from window functions over one pass of the number's pending rows. Not a join
 # with a GROUP BY: on a table whose statistics are stale (a campaign queued a moment ago, before
@@ -189,7 +192,8 @@ SELECT m.id FROM messages m
 WHERE m.id IN (
   SELECT id FROM (
     SELECT id, status, next_attempt_at, sender_type, sequence,
-           min(sequence) FILTER (WHERE status = 'sending' OR next_attempt_at > :now) OVER conversation AS blocked_from,
+           min(sequence) FILTER (WHERE status = 'sending' OR next_attempt_at > :now
+                                 OR (:templates_held AND type = 'template')) OVER conversation AS blocked_from,
            min(sequence) FILTER (WHERE sender_type = 'campaign') OVER conversation AS first_bulk
     FROM messages
     WHERE number_id = :number_id AND status IN ('queued', 'sending') AND direction = 'outbound'
@@ -228,13 +232,13 @@ def claim_batch(session: Session, *, number_id: uuid.UUID | str, max_batch: int 
         return None
     batch = Batch(number_id=row.id, org_id=row.organization_id, phone_number_id=row.phone_number_id,
                   access_token_encrypted=row.access_token_encrypted, throughput_mps=row.throughput_mps,
-                  paused=row.paused)
+                  paused=row.paused, templates_held=row.templates_held)
     if batch.paused:
         return batch
     now = utcnow()
     limit = max(1, min(max_batch, int(batch.throughput_mps * horizon_seconds)))
-    ids = list(session.execute(_CANDIDATES, {"number_id": str(batch.number_id), "now": now, "limit": limit})
-               .scalars())
+    ids = list(session.execute(_CANDIDATES, {"number_id": str(batch.number_id), "now": now, "limit": limit,
+                                             "templates_held": batch.templates_held}).scalars())
     if not ids:
         return batch
     loaded = session.execute(
@@ -331,12 +335,15 @@ def untake_all(number_id: uuid.UUID | str, message_ids: list[str]) -> set[str]:
 
 
 def due_numbers(session: Session) -> list[tuple[str, str]]:
-    """(number id, org id) of every number with a due queued message: the sweep re-arms their dispatchers."""
+    """(number id, org id) of every number with a due queued message: the sweep re-arms their dispatchers
+    (a restriction's hold that has expired included)."""
     rows = session.execute(text("""
         SELECT DISTINCT m.number_id, m.organization_id FROM messages m
         JOIN whatsapp_numbers n ON n.id = m.number_id
         WHERE m.status = 'queued' AND m.direction = 'outbound' AND m.next_attempt_at <= now()
-          AND n.sends_paused_at IS NULL AND n.deleted_at IS NULL""")).all()
+          AND n.sends_paused_at IS NULL AND n.deleted_at IS NULL
+          AND (n.sends_held_until IS NULL OR n.sends_held_until <= now())
+          AND NOT (m.type = 'template' AND coalesce(n.templates_held_until > now(), false))""")).all()
     return [(str(r[0]), str(r[1])) for r in rows]
 
 

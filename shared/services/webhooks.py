@@ -47,7 +47,7 @@ from shared.models.base import utcnow
 from shared.queueing.names import DRAIN_WEBHOOKS, SYNC_NUMBER
 from shared.queueing.publish import publish_now
 from shared.redis_client import get_redis
-from shared.services import alerts, inbound, numbers
+from shared.services import alerts, inbound, numbers, restrictions
 from shared.services.jobs import create_job
 from shared.settings import get_settings
 from shared.whatsapp.payloads import (
@@ -477,20 +477,32 @@ def _sync_queued(session: Session, number: WhatsAppNumber) -> bool:
 
 
 def _account(session: Session, change: FieldChange) -> None:
+    """Restrictions hold sends (shared.services.restrictions), bans disable them until reinstated, a deleted
+    account disconnects its numbers; each raises the numbers' account_restricted alert, a reinstatement none."""
     event = change.value.get("event")
-    status = {"ACCOUNT_RESTRICTION": NumberStatus.restricted, "DISABLED_UPDATE": NumberStatus.restricted,
-              "ACCOUNT_DELETED": NumberStatus.disconnected}.get(event)
-    if status is not None:
-        restricted = session.execute(
-            update(WhatsAppNumber).where(WhatsAppNumber.waba_id == change.waba_id).values(status=status)
-            .returning(WhatsAppNumber.id, WhatsAppNumber.organization_id, WhatsAppNumber.display_phone_number)
-            .execution_options(synchronize_session=False, all_tenants=True)
-        ).all()
-        for number_id, org_id, display in restricted:
-            alerts.raise_alert(session, org_id=org_id, kind="account_restricted", subject_type="number",
-                               subject_id=number_id, message=f"Number {display}: Meta reports {event.lower()}",
-                               data={key: change.value.get(key) for key in ("event", "restriction_info", "ban_info")
-                                     if change.value.get(key) is not None})
+    ban_state = (change.value.get("ban_info") or {}).get("waba_ban_state") if event == "DISABLED_UPDATE" else None
+    if event not in ("ACCOUNT_RESTRICTION", "DISABLED_UPDATE", "ACCOUNT_DELETED"):
+        return
+    now = utcnow()
+    numbers_of_account = session.execute(
+        select(WhatsAppNumber).where(WhatsAppNumber.waba_id == change.waba_id).execution_options(all_tenants=True)
+    ).scalars().all()
+    for number in numbers_of_account:
+        if event == "ACCOUNT_RESTRICTION":
+            restrictions.restrict(number, change.value.get("restriction_info") or [], now=now)
+        elif event == "ACCOUNT_DELETED":
+            number.status = NumberStatus.disconnected
+        elif ban_state == "REINSTATE":
+            restrictions.reinstate(number)
+            continue
+        elif ban_state == "DISABLE":
+            restrictions.disable(number)
+        alerts.raise_alert(session, org_id=number.organization_id, kind="account_restricted", subject_type="number",
+                           subject_id=number.id,
+                           message=f"Number {number.display_phone_number}: Meta reports {event.lower()}"
+                                   + (f" ({ban_state.lower()})" if ban_state else ""),
+                           data={key: change.value.get(key) for key in ("event", "restriction_info", "ban_info")
+                                 if change.value.get(key) is not None})
 
 
 FIELD_HANDLERS = {

@@ -1,6 +1,8 @@
 import marshmallow as ma
 
 from shared.models import NumberStatus
+from shared.models.base import utcnow
+from shared.services import restrictions
 from web.schemas.common import QueryArgsSchema, StrictSchema
 
 DIGITS = ma.validate.Regexp(r"^\d{5,20}$", error="Digits only, as Meta shows it.")
@@ -24,10 +26,21 @@ class NumberSchema(ma.Schema):
     sends_paused_at = ma.fields.AwareDateTime(
         allow_none=True, metadata={"description": "Meta refused the token or account: sends wait until new credentials"})
     sends_paused_reason = ma.fields.String(allow_none=True)
+    restriction_info = ma.fields.List(ma.fields.Dict(), allow_none=True, metadata={
+        "description": "Meta's account restriction as it sent it (restriction_type, expiration)"})
+    sends_held_until = ma.fields.AwareDateTime(allow_none=True, metadata={
+        "description": "A restriction or a disabled account: every message waits until then"})
+    templates_held_until = ma.fields.AwareDateTime(allow_none=True, metadata={
+        "description": "Business-initiated messaging restricted: template messages wait until then"})
+    sends_held_reason = ma.fields.Method("_sends_held_reason", allow_none=True,
+                                         metadata={"description": "Why messages wait now, in plain words"})
     created_at = ma.fields.AwareDateTime()
 
     def _has_verify_token(self, number) -> bool:
         return number.verify_token_encrypted is not None
+
+    def _sends_held_reason(self, number) -> str | None:
+        return restrictions.held_reason(number, now=utcnow())
 
 
 class NumberCreateSchema(StrictSchema):

@@ -158,6 +158,8 @@ def dispatch_number(self, number_id: str, org_id: str, lease: str | None = None)
                 _finish(in_flight, token)
                 in_flight = None
                 continue
+            if batch.templates_held:  # what is left waits for the restriction: the sweep re-arms the number after it
+                return sending.release_lease(number_id, token)
             with unit_of_work() as session:
                 due_in = sending.next_due_in(session, number_id=number_uuid)
             if due_in is not None and due_in <= IDLE_WAIT_SECONDS:
