@@ -8,7 +8,14 @@ Procfile. Business state lives in our tables; results are kept only for pings.
 
 from kombu import Exchange, Queue
 
-from shared.queueing.names import EXPIRE_TRIALS, QUEUES, SWEEP_MESSAGES, SWEEP_STALE_JOBS, queue_for
+from shared.queueing.names import (
+    EXPIRE_TRIALS,
+    QUEUES,
+    REPLAY_EVENT_LOG,
+    SWEEP_MESSAGES,
+    SWEEP_STALE_JOBS,
+    queue_for,
+)
 from shared.settings import get_settings
 
 _settings = get_settings()
@@ -71,6 +78,11 @@ beat_schedule = {
     },
     "sweep-messages": {
         "task": SWEEP_MESSAGES,
+        "schedule": _settings.sweep_interval_seconds,
+        "options": {"expires": _settings.sweep_interval_seconds},
+    },
+    "replay-event-log": {
+        "task": REPLAY_EVENT_LOG,
         "schedule": _settings.sweep_interval_seconds,
         "options": {"expires": _settings.sweep_interval_seconds},
     },

@@ -1,4 +1,5 @@
-"""Audit trail: who did what, when, from where, appended to the MongoDB event log.
+"""Audit trail: who did what, when, from where, appended to the MongoDB event log (while it is down, to the
+PostgreSQL backlog the maintenance sweep replays: shared/event_backlog.py).
 
 `audit_on_commit` records the entry only if the transaction that made the change commits
 (an audit of something that was rolled back would be a lie), batched with the transaction's other
@@ -15,7 +16,7 @@ from typing import Any, Sequence
 import structlog
 from sqlalchemy.orm import Session
 
-from shared import aftercommit, events
+from shared import aftercommit, event_backlog, events
 from shared.group_commit import GroupCommit
 from shared.logs import current_context
 
@@ -73,10 +74,7 @@ def audit_now(**kwargs: Any) -> None:
 
 
 def _append(entry: dict[str, Any]) -> None:
-    try:
-        events.append_event(**entry)
-    except Exception:  # the change itself stands; a lost audit line is logged loudly
-        log.exception("audit.append_failed", action=entry["event"], subject_id=str(entry["subject_id"]))
+    event_backlog.write([entry])
 
 
 def _append_all(entries: list[dict[str, Any]]) -> None:
@@ -89,7 +87,7 @@ def _append_all(entries: list[dict[str, Any]]) -> None:
 
 
 def _write_together(batches: Sequence[list[dict[str, Any]]]) -> list[None]:
-    events.append_events([entry for entries in batches for entry in entries])
+    event_backlog.write([entry for entries in batches for entry in entries])  # the store, or the backlog
     return [None] * len(batches)
 
 

@@ -10,12 +10,14 @@ exactly these operations against the configured server.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import time
 import uuid
-from typing import Any
+from typing import Any, Iterator
 
 from pymongo import ASCENDING, DESCENDING, MongoClient
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, ConnectionFailure
 from pymongo.database import Database
 
 from shared.models.base import utcnow
@@ -23,10 +25,15 @@ from shared.settings import get_settings
 
 EVENTS = "events"
 _client: MongoClient | None = None
+_unavailable_until = 0.0  # time.monotonic() before which writes skip the store (see _breaker)
 
 
 class EventStoreNotConfiguredError(RuntimeError):
     pass
+
+
+class EventStoreUnavailableError(RuntimeError):
+    """The event store did not answer, or failed less than EVENT_STORE_RETRY_SECONDS ago."""
 
 
 def get_database() -> Database:
@@ -50,10 +57,25 @@ def get_database() -> Database:
 
 def close_client() -> None:
     """Forget this process's client (after fork, or when settings change)."""
-    global _client
+    global _client, _unavailable_until
     if _client is not None:
         _client.close()
     _client = None
+    _unavailable_until = 0.0
+
+
+@contextlib.contextmanager
+def _breaker() -> Iterator[None]:
+    """A write while the store is down waits out pymongo's server selection (seconds) and stalls the pool that
+    wrote it; after one such failure this process skips the store for EVENT_STORE_RETRY_SECONDS instead."""
+    global _unavailable_until
+    if time.monotonic() < _unavailable_until:
+        raise EventStoreUnavailableError("the event store failed a moment ago; skipped until it is retried")
+    try:
+        yield
+    except ConnectionFailure as exc:
+        _unavailable_until = time.monotonic() + get_settings().event_store_retry_seconds
+        raise EventStoreUnavailableError(str(exc)) from exc
 
 
 def ping() -> None:
@@ -80,7 +102,8 @@ def append_event(
     """Append one event; with an `event_id` a repeated append is ignored (idempotent redelivery)."""
     document = _document(org_id=org_id, event=event, subject_type=subject_type, subject_id=subject_id, data=data,
                          actor=actor, occurred_at=occurred_at, event_id=event_id)
-    get_database()[EVENTS].update_one({"_id": document["_id"]}, {"$setOnInsert": document}, upsert=True)
+    with _breaker():
+        get_database()[EVENTS].update_one({"_id": document["_id"]}, {"$setOnInsert": document}, upsert=True)
     return document["_id"]
 
 
@@ -91,18 +114,19 @@ def append_events(entries: list[dict[str, Any]]) -> int:
     """Append many events (each as `append_event`'s keywords) in one round trip; answer how many were new.
 
     Unordered insert: an entry whose `event_id` is stored already (a redelivered task) is skipped
-    and the others still land.
+    and the others still land. Raises EventStoreUnavailableError when the store is down (or was a moment ago).
     """
     if not entries:
         return 0
     documents = [_document(**entry) for entry in entries]
-    try:
-        return len(get_database()[EVENTS].insert_many(documents, ordered=False).inserted_ids)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(error.get("code") != DUPLICATE_KEY for error in errors):
-            raise
-        return exc.details.get("nInserted", len(documents) - len(errors))
+    with _breaker():
+        try:
+            return len(get_database()[EVENTS].insert_many(documents, ordered=False).inserted_ids)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            return exc.details.get("nInserted", len(documents) - len(errors))
 
 
 def _document(

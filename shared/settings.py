@@ -46,6 +46,9 @@ class Settings:
     broker_url: str | None = None  # Celery's broker; None: the Redis of redis_url
     mongodb_url: str | None = None
     mongodb_database: str = "pytake"
+    # After a failed event-log write, a process skips MongoDB this long and keeps new lines in the
+    # PostgreSQL backlog (shared/event_backlog.py), so no write waits out pymongo's timeouts meanwhile.
+    event_store_retry_seconds: float = 30.0
 
     password_hash_rounds: int = 12  # bcrypt cost; tests lower it, production keeps 12 or more
     access_token_expire_minutes: int = 15
@@ -123,6 +126,7 @@ class Settings:
             "BROKER_URL": ("broker_url", str),
             "MONGODB_URL": ("mongodb_url", str),
             "MONGODB_DATABASE": ("mongodb_database", str),
+            "EVENT_STORE_RETRY_SECONDS": ("event_store_retry_seconds", float),
             "PASSWORD_HASH_ROUNDS": ("password_hash_rounds", int),
             "ACCESS_TOKEN_EXPIRE_MINUTES": ("access_token_expire_minutes", int),
             "REFRESH_TOKEN_EXPIRE_DAYS": ("refresh_token_expire_days", int),

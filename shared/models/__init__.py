@@ -17,6 +17,7 @@ from shared.models.contacts import (
     Tag,
     contact_tags,
 )
+from shared.models.event_backlog import EventBacklogEntry
 from shared.models.conversations import (
     OPEN_STATUSES,
     Conversation,
@@ -53,6 +54,7 @@ __all__ = [
     "ConversationOwner",
     "ConversationStatus",
     "Direction",
+    "EventBacklogEntry",
     "Message",
     "MessageStatus",
     "Priority",

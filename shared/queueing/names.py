@@ -37,6 +37,7 @@ MARK_READ = "sends.mark_read"
 SWEEP_STALE_JOBS = "maintenance.sweep_stale_jobs"
 EXPIRE_TRIALS = "maintenance.expire_trials"
 SWEEP_MESSAGES = "maintenance.sweep_messages"
+REPLAY_EVENT_LOG = "maintenance.replay_event_log"  # event-log lines kept while the event store was down
 # contacts: bulk data work runs on the maintenance pool, away from sends and webhooks
 BULK_UPDATE_CONTACTS = "maintenance.bulk_update_contacts"
 IMPORT_CONTACTS = "maintenance.import_contacts"

@@ -39,7 +39,7 @@ import structlog
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from shared import aftercommit, events
+from shared import aftercommit, event_backlog
 from shared.db import hot_connection
 from shared.group_commit import GroupCommit
 from shared.models import Job, JobStatus, MessageTemplate, NumberStatus, WebhookEvent, WebhookEventStatus, WhatsAppNumber
@@ -360,11 +360,7 @@ def _apply_parsed(session: Session, parsed: list[tuple[WebhookEvent, WebhookPayl
     session.flush()
 
 
-def _archive(entries: list[dict[str, Any]]) -> None:
-    events.append_events(entries)
-
-
-aftercommit.register(_ARCHIVE_KIND, _archive)
+aftercommit.register(_ARCHIVE_KIND, event_backlog.write)
 
 
 def _not_a_row_problem() -> tuple[type[BaseException], ...]:

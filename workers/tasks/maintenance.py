@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from shared import event_backlog
 from shared.db import unit_of_work
 from shared.models.base import utcnow
 from shared.queueing import names
@@ -66,3 +67,15 @@ def sweep_messages_task(org_id: str | None = None) -> None:
     sending.arm(due_numbers)  # a number whose dispatcher holds its lease is left to it
     for waiting_org_id in waiting_orgs:
         publish_now(names.ASSIGN_WAITING, org_id=str(waiting_org_id))
+
+
+@celery_app.task(name=names.REPLAY_EVENT_LOG)
+def replay_event_log_task(org_id: str | None = None) -> None:
+    """Write the event-log lines kept in PostgreSQL while the event store was down into the event store.
+
+    Trigger: beat, every SWEEP_INTERVAL_SECONDS. Idempotency: every line carries its event id (the store
+    skips one it holds already) and rows are taken FOR UPDATE SKIP LOCKED, deleted once written, so
+    overlapping runs never write the same rows. Retry: none; a store still down ends the run quietly and the
+    next beat tries again. Side effects: event-log documents; event_backlog rows deleted.
+    """
+    event_backlog.replay()
