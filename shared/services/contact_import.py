@@ -93,6 +93,9 @@ def create_import(
         raise ImportFileError("The file is empty")
     with storage.open(key) as raw:
         sample = raw.read(SAMPLE_BYTES)
+    if b"\x00" in sample:  # no text file holds a NUL byte: an image, a spreadsheet, an archive
+        storage.delete(key)
+        raise ImportFileError("The file is not a CSV text file (it holds binary data); export it as CSV")
     encoding = _detect_encoding(sample)
     text = sample.decode(encoding, errors="replace")
     first_line = text.splitlines()[0] if text else ""

@@ -28,6 +28,7 @@ from shared.services import attributes, plans, tags
 from shared.services.contact_filters import contact_conditions
 
 log = structlog.get_logger(__name__)
+MAX_LEAD_SCORE = 1_000_000_000  # any score and any move fit the column (PostgreSQL integer)
 
 
 class ContactNotFoundError(NotFoundError):
@@ -135,7 +136,9 @@ def set_blocked(session: Session, *, contact: Contact, blocked: bool) -> Contact
 
 
 def adjust_lead_score(session: Session, *, contact: Contact, delta: int | None = None, value: int | None = None) -> Contact:
-    contact.lead_score = value if value is not None else contact.lead_score + (delta or 0)
+    """Set or move the score, kept within +-MAX_LEAD_SCORE (a move past the bound stops at it)."""
+    score = value if value is not None else contact.lead_score + (delta or 0)
+    contact.lead_score = max(-MAX_LEAD_SCORE, min(MAX_LEAD_SCORE, score))
     session.flush()
     return contact
 

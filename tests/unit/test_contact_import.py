@@ -264,6 +264,11 @@ def test_uploads_must_be_multipart_and_not_empty(client, importing, admin_header
     empty = client.post("/api/v1/contacts/imports", data={"file": (io.BytesIO(b""), "e.csv")}, headers=admin_headers,
                         content_type="multipart/form-data")
     assert (empty.status_code, empty.get_json()["code"]) == (422, "invalid_file")
+    image = b"RIFF\x1a\x00\x00\x00WEBPVP8L\x0e\x00\x00\x00/\x00\x00\x00"  # found by the fuzzer: it was a 500
+    binary = client.post("/api/v1/contacts/imports", data={"file": (io.BytesIO(image), "photo.webp")},
+                         headers=admin_headers, content_type="multipart/form-data")
+    assert (binary.status_code, binary.get_json()["code"]) == (422, "invalid_file")
+    assert "binary" in binary.get_json()["message"]
 
 
 def test_export_writes_the_filtered_contacts_behind_an_expiring_link(client, db_session, organization, importing,

@@ -230,3 +230,15 @@ def test_bodies_that_select_contacts_all_say_filters_and_still_take_filter(clien
     spec = client.get("/openapi.json").get_json()["components"]["schemas"]
     assert all("filters" in spec[name]["properties"] and "filter" not in spec[name]["properties"]
                for name in ("ExportCreate", "BulkAction", "SegmentCreate"))
+
+
+def test_lead_scores_beyond_the_column_are_refused_and_moves_stop_at_the_bound(client, admin_headers, seeded):
+    # Found by the fuzzer: a filter or score past PostgreSQL's integer was a 500.
+    huge = -190755609161
+    listed = client.get(f"/api/v1/contacts/?lead_score_max={huge}", headers=admin_headers)
+    assert (listed.status_code, listed.get_json()["code"]) == (422, "validation_error")
+    scored = f"/api/v1/contacts/{seeded['hugo'].id}/lead-score"
+    assert client.post(scored, json={"value": huge}, headers=admin_headers).status_code == 422
+    assert client.post(scored, json={"value": 999_999_999}, headers=admin_headers).status_code == 200
+    moved = client.post(scored, json={"delta": 1_000_000_000}, headers=admin_headers)
+    assert (moved.status_code, moved.get_json()["lead_score"]) == (200, 1_000_000_000)

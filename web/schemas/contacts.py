@@ -4,11 +4,12 @@ from webargs.fields import DelimitedList
 from shared.models import AttributeType, ConsentScope, ConsentSource, ConsentState
 from shared.services.consent import MessageCategory
 from shared.services.contact_filters import ATTRIBUTE_OPS
-from shared.services.contacts import SORTS
+from shared.services.contacts import MAX_LEAD_SCORE, SORTS
 from web.schemas.common import FiltersNamedOnce, PageQueryArgsSchema, QueryArgsSchema, StrictSchema
 
 TAG_NAME = ma.validate.Length(min=1, max=100)
 SORT_CHOICES = [*SORTS, *(f"-{name}" for name in SORTS)]
+LEAD_SCORE = ma.validate.Range(min=-MAX_LEAD_SCORE, max=MAX_LEAD_SCORE)
 
 
 class TagRefSchema(ma.Schema):
@@ -87,8 +88,8 @@ class ContactFilterSchema(StrictSchema):
     marketing_consent = ma.fields.Enum(ConsentState, by_value=True)
     utility_consent = ma.fields.Enum(ConsentState, by_value=True)
     blocked = ma.fields.Boolean(allow_none=True)
-    lead_score_min = ma.fields.Integer(strict=True)
-    lead_score_max = ma.fields.Integer(strict=True)
+    lead_score_min = ma.fields.Integer(strict=True, validate=LEAD_SCORE)
+    lead_score_max = ma.fields.Integer(strict=True, validate=LEAD_SCORE)
     created_after = ma.fields.AwareDateTime()
     created_before = ma.fields.AwareDateTime()
     last_seen_after = ma.fields.AwareDateTime()
@@ -113,8 +114,8 @@ class ContactQueryArgsSchema(PageQueryArgsSchema):
     marketing_consent = ma.fields.Enum(ConsentState, by_value=True)
     utility_consent = ma.fields.Enum(ConsentState, by_value=True)
     blocked = ma.fields.Boolean()
-    lead_score_min = ma.fields.Integer()
-    lead_score_max = ma.fields.Integer()
+    lead_score_min = ma.fields.Integer(validate=LEAD_SCORE)
+    lead_score_max = ma.fields.Integer(validate=LEAD_SCORE)
     created_after = ma.fields.AwareDateTime()
     created_before = ma.fields.AwareDateTime()
     last_seen_after = ma.fields.AwareDateTime()
@@ -184,8 +185,8 @@ class EligibilitySchema(ma.Schema):
 
 
 class LeadScoreSchema(StrictSchema):
-    delta = ma.fields.Integer(strict=True, metadata={"description": "Add (or subtract) points"})
-    value = ma.fields.Integer(strict=True, metadata={"description": "Set the score"})
+    delta = ma.fields.Integer(strict=True, validate=LEAD_SCORE, metadata={"description": "Add (or subtract) points"})
+    value = ma.fields.Integer(strict=True, validate=LEAD_SCORE, metadata={"description": "Set the score"})
 
     @ma.validates_schema
     def one_of(self, data, **kwargs):
