@@ -165,7 +165,7 @@ class Message(TenantMixin, Base):
     # pricing {billable, pricing_model, category, type}; meta_conversation {id, origin_type, expires_at}.
     pricing: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     meta_conversation: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    # The customer's reaction to this message ({emoji, at}); an empty emoji from Meta removes it.
+    # The customer's reaction to this message ({emoji, at}); an empty emoji is Meta's removal, kept for its time.
     reaction: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     from_user_id: Mapped[str | None] = mapped_column(String(64))  # inbound: Meta's business-scoped user id
     # Outbound delivery bookkeeping.
@@ -177,6 +177,11 @@ class Message(TenantMixin, Base):
     media_id: Mapped[str | None] = mapped_column(String(100))
     media_key: Mapped[str | None] = mapped_column(String(500))
     media_error: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def shown_reaction(self) -> dict[str, Any] | None:
+        """The reaction as the inbox shows it: none before one came or after it was taken back."""
+        return self.reaction if self.reaction and self.reaction.get("emoji") else None
 
     @property
     def is_free_form(self) -> bool:

@@ -2,11 +2,15 @@
 
 One open alert per cause (a template rejected, a number's quality downgraded, ...): the same cause again, while
 the alert is open, counts an occurrence instead of a second alert, so a webhook Meta repeats, or one applied
-twice, raises it once. Each first raise also leaves an `alert.created` line in the event log (shared/audit.py).
+twice, raises it once. A cause Meta timed (`seen_at`) counts only when it is newer than the last one seen: a
+redelivery carries the same time, whatever its bytes, and an older one delivered late is no new occurrence
+either (nor does it replace what the alert says). Each first raise also leaves an `alert.created` line in the
+event log (shared/audit.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -27,16 +31,18 @@ class AlertNotFoundError(NotFoundError):
 
 
 def raise_alert(session: Session, *, org_id: uuid.UUID, kind: str, subject_type: str, subject_id: uuid.UUID | str,
-                message: str, data: dict[str, Any] | None = None) -> None:
+                message: str, data: dict[str, Any] | None = None, seen_at: dt.datetime | None = None) -> None:
     cause = f"{kind}:{subject_type}:{subject_id}"
     statement = insert(Alert).values(organization_id=org_id, kind=kind, cause=cause, subject_type=subject_type,
-                                     subject_id=str(subject_id), message=message[:500], data=data or {})
+                                     subject_id=str(subject_id), message=message[:500], data=data or {},
+                                     last_seen_at=seen_at or func.now())
     first = session.execute(statement.on_conflict_do_update(
         index_elements=[Alert.organization_id, Alert.cause], index_where=Alert.acknowledged_at.is_(None),
-        set_={"occurrences": Alert.occurrences + 1, "last_seen_at": func.now(), "data": statement.excluded.data,
-              "message": statement.excluded.message},
-    ).returning(Alert.id, Alert.occurrences)).one()
-    if first.occurrences == 1:
+        set_={"occurrences": Alert.occurrences + 1, "last_seen_at": statement.excluded.last_seen_at,
+              "data": statement.excluded.data, "message": statement.excluded.message},
+        where=statement.excluded.last_seen_at > Alert.last_seen_at if seen_at is not None else None,
+    ).returning(Alert.id, Alert.occurrences)).one_or_none()
+    if first is not None and first.occurrences == 1:
         audit_on_commit(session, org_id=org_id, action="alert.created", subject_type=subject_type,
                         subject_id=subject_id, actor_id=None, data={"alert_id": str(first.id), "kind": kind,
                                                                     "message": message[:500]})

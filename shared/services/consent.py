@@ -51,7 +51,12 @@ def record_consent(
     actor_user_id: uuid.UUID | None = None,
     actor: str | None = None,
     evidence: str | None = None,
+    occurred_at: dt.datetime | None = None,
 ) -> ConsentEvent:
+    """One event in the ledger (at `occurred_at`, now by default), and the contact's columns its scope covers,
+    except those an event later than it decided: a keyword Meta delivers late is on record, and changes nothing."""
+    occurred_at = occurred_at or utcnow()
+    decided_later = columns_decided_after(session, contact=contact, at=occurred_at)
     event = ConsentEvent(
         organization_id=contact.organization_id,
         contact_id=contact.id,
@@ -61,14 +66,27 @@ def record_consent(
         actor_user_id=actor_user_id,
         actor=actor,
         evidence=evidence,
-        occurred_at=utcnow(),
+        occurred_at=occurred_at,
     )
     session.add(event)
     state = ConsentState.opted_in if action == ConsentAction.opt_in else ConsentState.opted_out
     for column in SCOPE_COLUMNS[scope]:
-        setattr(contact, column, state)
+        if column not in decided_later:
+            setattr(contact, column, state)
     session.flush()
     return event
+
+
+def columns_decided_after(session: Session, *, contact: Contact, at: dt.datetime) -> set[str]:
+    """The contact's consent columns that a ledger event later than `at` set."""
+    scopes = session.execute(select(ConsentEvent.scope).distinct().where(
+        ConsentEvent.contact_id == contact.id, ConsentEvent.occurred_at > at)).scalars()
+    return {column for scope in scopes for column in SCOPE_COLUMNS[scope]}
+
+
+def superseded(session: Session, *, contact: Contact, scope: ConsentScope, at: dt.datetime) -> bool:
+    """Whether a change of this scope at `at` would come too late to change anything: later events decided it."""
+    return set(SCOPE_COLUMNS[scope]) <= columns_decided_after(session, contact=contact, at=at)
 
 
 def consent_history(session: Session, *, contact: Contact) -> list[ConsentEvent]:

@@ -86,7 +86,8 @@ def preview_of(message_type: str, content: Any) -> str:
 
 
 def note_inbound(conversation: Conversation, message: Message, *, received_at: dt.datetime) -> None:
-    """An inbound message reopens the thread, moves the 24 h window forward and counts as unread."""
+    """An inbound message reopens the thread, moves the 24 h window forward and counts as unread. It is the
+    preview unless the customer wrote something after it (Meta delivered it late)."""
     if conversation.status not in OPEN_STATUSES:
         conversation.status = ConversationStatus.open
         conversation.resolved_at = None
@@ -95,9 +96,10 @@ def note_inbound(conversation: Conversation, message: Message, *, received_at: d
     expires = sent_at + WINDOW
     if conversation.window_expires_at is None or expires > conversation.window_expires_at:
         conversation.window_expires_at = expires
-    conversation.last_inbound_at = max(filter(None, [conversation.last_inbound_at, sent_at]))
+    if conversation.last_inbound_at is None or sent_at >= conversation.last_inbound_at:
+        conversation.last_inbound_at = sent_at
+        conversation.last_message_preview = preview_of(message.type, message.content)
     conversation.last_message_at = received_at
-    conversation.last_message_preview = preview_of(message.type, message.content)
     conversation.unread_count += 1
     conversation.messages_in_count += 1
 

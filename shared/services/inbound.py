@@ -5,8 +5,9 @@ per organization: contacts upserted in one statement (identity rules of the cont
 conversations found or opened in one (a closed one reopens) and locked in id order, messages
 inserted in one (unique wamid, ON CONFLICT DO NOTHING: a repeat is dropped here, so it is routed
 once too), then, in arrival order, the 24 h window moved forward, counters counted, opt-out and
-opt-in keywords recorded in the consent ledger with a confirmation reply in the organization's
-language (shared/languages.py, messages.queue_message),
+opt-in keywords recorded in the consent ledger at the customer's time with a confirmation reply in
+the organization's language (shared/languages.py, messages.queue_message; a keyword Meta delivers
+after a later one is recorded but changes and answers nothing),
 media fetched by a task of its own. Each conversation is then handed to its agent once per batch
 (automatic assignment); a blocked contact's messages are stored but not routed. Statuses in the
 same changes go to the status handling (shared/services/statuses.py).
@@ -138,7 +139,8 @@ def _note_referral(conversation: Conversation, message: InboundMessage) -> None:
 
 def _react(session: Session, *, number: WhatsAppNumber, message: InboundMessage) -> None:
     """The customer's emoji on one of the conversation's messages; an empty one takes it back. A reaction older
-    than the one shown (Meta redelivers out of order) changes nothing."""
+    than the one recorded (Meta redelivers out of order) changes nothing: a removal is kept with its time for
+    that, so the reaction it took back cannot return when it arrives late."""
     reaction = message.content if isinstance(message.content, dict) else {}
     target = session.execute(select(Message).where(
         Message.organization_id == number.organization_id, Message.number_id == number.id,
@@ -149,8 +151,7 @@ def _react(session: Session, *, number: WhatsAppNumber, message: InboundMessage)
     at = message.timestamp.isoformat()
     if target.reaction is not None and target.reaction.get("at", "") > at:
         return
-    emoji = reaction.get("emoji") or ""
-    target.reaction = {"emoji": emoji, "at": at} if emoji else None
+    target.reaction = {"emoji": reaction.get("emoji") or "", "at": at}
 
 
 def _system_notice(session: Session, *, number: WhatsAppNumber, message: InboundMessage) -> None:
@@ -317,10 +318,13 @@ def _apply_keyword(session: Session, *, org: Organization, contact: Contact, con
     else:
         return
     reply = keyword_confirmation(action.value, language=org.language, settings=org.settings)
+    superseded = consent.superseded(session, contact=contact, scope=ConsentScope.all, at=message.timestamp)
     consent.record_consent(session, contact=contact, action=action, scope=ConsentScope.all,
-                           source=ConsentSource.keyword, actor="customer",
+                           source=ConsentSource.keyword, actor="customer", occurred_at=message.timestamp,
                            evidence=f"{message.type} message {message.wamid}: {text}")
-    log.info("inbound.consent_keyword", contact_id=contact.id, action=action.value)
+    log.info("inbound.consent_keyword", contact_id=contact.id, action=action.value, superseded=superseded)
+    if superseded:  # a later keyword (Meta delivered this one late) was answered: this answer would contradict it
+        return
     # The confirmation is a service reply inside the window the keyword itself just opened.
     try:
         messages.queue_message(

@@ -2,8 +2,9 @@
 
 Applied by wamid (or by our id in `biz_opaque_callback_data` when the status beat our own record of
 the send), forward only (sent < delivered < read); `failed` only overrides a message not yet
-delivered; every applied transition goes to the event log once. Meta's `pricing` and `conversation`
-objects are kept on the message from any matched status that carries them (_record_billing).
+delivered, and a `sent` arriving after it only fills in its time; every applied transition goes to
+the event log once. Meta's `pricing` and `conversation` objects are kept on the message from any
+matched status that carries them (_record_billing).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from shared.services import consent, messages
 from shared.whatsapp.payloads import MessageStatus as StatusUpdate
 
 STATUS_RANK = {MessageStatus.sent: 1, MessageStatus.delivered: 2, MessageStatus.read: 3}
+# Where a failure stands for the steps after it: a `sent` Meta delivers after the failure is older news (it
+# fills its time, the failure stays); delivered and read still win over it (multi-device, reference §6).
+FAILED_RANK = STATUS_RANK[MessageStatus.sent]
 _STEP_COLUMNS = {MessageStatus.sent: "sent_at", MessageStatus.delivered: "delivered_at", MessageStatus.read: "read_at"}
 NOT_YET_DELIVERED = (MessageStatus.queued, MessageStatus.sending, MessageStatus.unknown, MessageStatus.sent)
 
@@ -62,7 +66,7 @@ def apply_status(session: Session, *, number: WhatsAppNumber, status: StatusUpda
         consent.note_undeliverable(session, conversation_id=message.conversation_id, code=message.error_code, at=at)
     elif name in ("sent", "delivered", "read"):
         new = MessageStatus(name)
-        if STATUS_RANK[new] <= STATUS_RANK.get(message.status, 0):
+        if STATUS_RANK[new] <= _rank(message.status):
             return _fill_late(message, new, at)
         was_counted = message.status in (MessageStatus.sent, MessageStatus.delivered, MessageStatus.read)
         # A later step implies the earlier ones Meta skipped or has not sent yet (read before delivered).
@@ -85,6 +89,10 @@ def apply_status(session: Session, *, number: WhatsAppNumber, status: StatusUpda
                                             "error_code": message.error_code if name == "failed" else None})
     session.flush()
     return True
+
+
+def _rank(status: MessageStatus) -> int:
+    return FAILED_RANK if status == MessageStatus.failed else STATUS_RANK.get(status, 0)
 
 
 def _record_billing(message: Message, status: StatusUpdate) -> None:

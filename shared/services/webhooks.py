@@ -401,7 +401,8 @@ def _template_status(session: Session, change: FieldChange) -> None:
                            subject_type="template", subject_id=template.id,
                            message=f"Template {template.name} ({template.language}) is {template.status.lower()}: "
                                    f"{template.rejected_reason or template.status_description or 'no reason given'}",
-                           data={"reason": template.rejected_reason, "description": template.status_description})
+                           data={"reason": template.rejected_reason, "description": template.status_description},
+                           seen_at=change.time)
     if change.value.get("message_template_id"):
         template.meta_template_id = str(change.value["message_template_id"])
     log.info("templates.status_changed", template_id=template.id, status=template.status)
@@ -449,7 +450,7 @@ def _number_quality(session: Session, change: FieldChange) -> None:
         alerts.raise_alert(session, org_id=number.organization_id, kind="quality_downgraded", subject_type="number",
                            subject_id=number.id, data={"event": event, "current_limit": change.value.get("current_limit")},
                            message=f"Number {number.display_phone_number}: Meta reports {event.lower()} "
-                                   f"(limit {change.value.get('current_limit') or 'unchanged'})")
+                                   f"(limit {change.value.get('current_limit') or 'unchanged'})", seen_at=change.time)
     if event == "FLAGGED":
         number.status, number.quality_rating = NumberStatus.flagged, "RED"
     elif event == "UNFLAGGED":

@@ -123,6 +123,7 @@ class FieldChange:
     waba_id: str
     field: str
     value: dict[str, Any]
+    time: datetime | None = None  # the entry's `time`: when Meta says it happened (the same on a redelivery)
 
 
 Change = MessagesChange | FieldChange
@@ -293,21 +294,22 @@ def _entry(item: Any, path: str) -> Entry:
     entry = _mapping(item, path)
     waba_id = _id(entry, "id", path)
     changes = _list(entry, "changes", path)
+    time = _timestamp(entry, "time", path, required=False)
     return Entry(
         waba_id=waba_id,
-        time=_timestamp(entry, "time", path, required=False),
-        changes=tuple(_change(change, waba_id, f"{path}.changes[{i}]") for i, change in enumerate(changes)),
+        time=time,
+        changes=tuple(_change(change, waba_id, f"{path}.changes[{i}]", time) for i, change in enumerate(changes)),
     )
 
 
-def _change(item: Any, waba_id: str, path: str) -> Change:
+def _change(item: Any, waba_id: str, path: str, time: datetime | None) -> Change:
     change = _mapping(item, path)
     field = change.get("field")
     if not isinstance(field, str) or not field:
         raise WebhookPayloadError(f"{path}.field: missing")
     value = _mapping(change.get("value"), f"{path}.value")
     if field != MESSAGES_FIELD:
-        return FieldChange(waba_id=waba_id, field=field, value=value)
+        return FieldChange(waba_id=waba_id, field=field, value=value, time=time)
     path = f"{path}.value"
     metadata = _mapping(value.get("metadata"), f"{path}.metadata")
     return MessagesChange(

@@ -40,7 +40,7 @@ def test_a_reaction_shows_on_our_message_and_is_no_new_turn(deliver, db_session,
     assert db_session.get(Message, ours.id).reaction["emoji"] == "❤️"
     deliver(inbound(react("wamid.ours-1", "")))  # taken back
     db_session.expire_all()
-    assert db_session.get(Message, ours.id).reaction is None
+    assert client.get(f"/api/v1/messages/{ours.id}", headers=admin_headers).get_json()["reaction"] is None
 
 
 def test_a_reaction_to_a_message_we_do_not_have_changes_nothing(deliver, db_session):

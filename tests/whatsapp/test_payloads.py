@@ -357,7 +357,7 @@ def test_other_fields_keep_their_value_and_waba_id(field, value):
     body["entry"][0]["time"] = 1789123456
     (entry,) = parse_webhook(body).entries
     (change,) = entry.changes
-    assert change == FieldChange(waba_id=WABA_ID, field=field, value=value)
+    assert change == FieldChange(waba_id=WABA_ID, field=field, value=value, time=TS_AT)
     assert entry.time == TS_AT
 
 

@@ -114,7 +114,7 @@ class MessageSchema(ma.Schema):
     forwarded = ma.fields.Boolean(metadata={"description": "Inbound: forwarded by the customer (never a reply)"})
     frequently_forwarded = ma.fields.Boolean(metadata={"description": "Inbound: forwarded many times"})
     referral = ma.fields.Dict(allow_none=True)
-    reaction = ma.fields.Dict(allow_none=True, metadata={
+    reaction = ma.fields.Dict(attribute="shown_reaction", allow_none=True, metadata={
         "description": "The customer's reaction to this message: {emoji, at} (null: none, or taken back)"})
     pricing = ma.fields.Nested(MessagePricingSchema, allow_none=True,
                                metadata={"description": "Outbound: Meta's pricing, from status webhooks"})
