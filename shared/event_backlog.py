@@ -36,7 +36,7 @@ def write(entries: list[dict[str, Any]]) -> None:
     try:
         events.append_events(fixed)
     except Exception as exc:  # whatever the store's problem, the lines wait in PostgreSQL
-        spill(fixed, reason=repr(exc))
+        spill(fixed, reason=repr(exc.__cause__ or exc))
 
 
 def _fixed(entry: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +83,7 @@ def replay(*, batch_size: int = REPLAY_BATCH, max_batches: int = REPLAY_MAX_BATC
         try:
             taken = _replay_batch(batch_size)
         except events.EventStoreUnavailableError as exc:
-            log.info("event_log.replay_deferred", replayed=moved, store_error=str(exc))
+            log.info("event_log.replay_deferred", replayed=moved, store_error=repr(exc.__cause__ or exc))
             break
         moved += taken
         if taken < batch_size:

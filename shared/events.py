@@ -20,6 +20,7 @@ from pymongo import ASCENDING, DESCENDING, MongoClient
 from pymongo.errors import BulkWriteError, ConnectionFailure
 from pymongo.database import Database
 
+from shared.errors import DomainError
 from shared.models.base import utcnow
 from shared.settings import get_settings
 
@@ -32,8 +33,12 @@ class EventStoreNotConfiguredError(RuntimeError):
     pass
 
 
-class EventStoreUnavailableError(RuntimeError):
-    """The event store did not answer, or failed less than EVENT_STORE_RETRY_SECONDS ago."""
+class EventStoreUnavailableError(DomainError):
+    """The event store did not answer, or failed less than EVENT_STORE_RETRY_SECONDS ago. A read that meets it
+    (a timeline) answers 503: the history is there, only not reachable now."""
+
+    code = "event_store_unavailable"
+    http_status = 503
 
 
 def get_database() -> Database:
@@ -70,12 +75,12 @@ def _breaker() -> Iterator[None]:
     wrote it; after one such failure this process skips the store for EVENT_STORE_RETRY_SECONDS instead."""
     global _unavailable_until
     if time.monotonic() < _unavailable_until:
-        raise EventStoreUnavailableError("the event store failed a moment ago; skipped until it is retried")
+        raise EventStoreUnavailableError("The event log failed a moment ago; it is tried again shortly")
     try:
         yield
     except ConnectionFailure as exc:
         _unavailable_until = time.monotonic() + get_settings().event_store_retry_seconds
-        raise EventStoreUnavailableError(str(exc)) from exc
+        raise EventStoreUnavailableError("The event log is unreachable right now; try again shortly") from exc
 
 
 def ping() -> None:
@@ -156,10 +161,11 @@ def events_for(
     *, org_id: uuid.UUID | str, subject_type: str, subject_id: uuid.UUID | str, limit: int = 100
 ) -> list[dict[str, Any]]:
     """A subject's timeline, oldest first."""
-    cursor = (
-        get_database()[EVENTS]
-        .find({"org_id": str(org_id), "subject_type": subject_type, "subject_id": str(subject_id)})
-        .sort("occurred_at", ASCENDING)
-        .limit(limit)
-    )
-    return list(cursor)
+    with _breaker():
+        cursor = (
+            get_database()[EVENTS]
+            .find({"org_id": str(org_id), "subject_type": subject_type, "subject_id": str(subject_id)})
+            .sort("occurred_at", ASCENDING)
+            .limit(limit)
+        )
+        return list(cursor)

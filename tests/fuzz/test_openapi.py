@@ -1,7 +1,9 @@
 """schemathesis over the whole OpenAPI spec, in-process: no answer is a 5xx, and every answer matches what the
 spec documents for it (status code, content type, body schema).
 
-Every operation gets a fresh organization and org_admin, whose token is minted directly (nothing is posted to
+Every operation gets a fresh organization with one of each thing its paths name (a contact, a number, a
+conversation, a department, a user, a tag, a segment, an attribute, a template), whose ids fill the path
+parameters, so the operations reach their real work rather than a 404; and a fresh org_admin, whose token is minted directly (nothing is posted to
 /auth/login, and throttles and revocations are flushed between operations, so the login throttle never builds
 up), so an operation that ends its own session (logout, a password change, deactivating oneself) spoils only
 its own examples. Valid (positive) and invalid (negative) inputs are both generated. The count of operations
@@ -27,6 +29,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from shared.models import AttributeType, MessageTemplate
+from shared.services import attributes, contacts, conversations, numbers, segments, tags
 from tests import factories
 from tests.conftest import app_settings
 from tests.fuzz.conftest import ANSWERED
@@ -37,10 +41,38 @@ NOT_FUZZED = {"GET /readyz"}
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
-def _fuzz(operation, headers: dict[str, str], mode: GenerationMode) -> list[str]:
-    failures: list[str] = []
+def _seed(session, organization, n: int) -> dict[str, str]:
+    """One of each thing a path names, in this organization: {path parameter: value}."""
+    number = numbers.create_number(session, org=organization, waba_id=f"77{n:07d}", phone_number_id=f"88{n:07d}",
+                                   display_phone_number=f"1555{n:07d}", access_token="EAAG-fuzz-token",
+                                   app_secret="fuzz-secret")
+    contact = contacts.create_contact(session, org=organization, phone="+16505550100", name="Fuzz Contact")
+    conversation = conversations.get_or_open(session, org_id=organization.id, number_id=number.id,
+                                             contact_id=contact.id)
+    template = MessageTemplate(organization_id=organization.id, waba_id=number.waba_id, name="fuzz_template",
+                               language="en_US", category="UTILITY", status="APPROVED",
+                               components=[{"type": "BODY", "text": "Hello"}])
+    session.add(template)
+    tag = tags.create_tag(session, org_id=organization.id, name="vip")
+    session.flush()
+    return {
+        "org_id": str(organization.id), "code": organization.plan_code, "number_id": str(number.id),
+        "contact_id": str(contact.id), "conversation_id": str(conversation.id), "template_id": str(template.id),
+        "department_id": str(factories.make_department(session, organization).id),
+        "user_id": str(factories.make_user(session, organization, role="agent").id),
+        "tag_id": str(tag.id),
+        "segment_id": str(segments.create_segment(session, org_id=organization.id, name="VIPs",
+                                                  filters={"tags_any": ["vip"]}).id),
+        "key": attributes.create_definition(session, org_id=organization.id, key="tier", label="Tier",
+                                            type=AttributeType.text).key,
+    }
 
-    @given(case=operation.as_strategy(generation_mode=mode))
+
+def _fuzz(operation, headers: dict[str, str], ids: dict[str, str], mode: GenerationMode) -> list[str]:
+    failures: list[str] = []
+    known = {name: value for name, value in ids.items() if f"{{{name}}}" in operation.path}
+
+    @given(case=operation.as_strategy(generation_mode=mode, path_parameters=known or None))
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     def examples(case):
@@ -66,10 +98,11 @@ def test_every_operation_answers_as_documented_and_never_with_a_5xx(app, db_sess
     failures: list[str] = []
     operations = [op for op in (result.ok() for result in schema.get_all_operations()) if op.label not in NOT_FUZZED]
     assert len(operations) > 50
-    for operation in operations:
+    for n, operation in enumerate(operations):
         organization = factories.make_org(db_session, name=f"Fuzz {operation.label}"[:100], plan_code="enterprise")
+        ids = _seed(db_session, organization, n)
         headers = login(factories.make_user(db_session, organization, role="org_admin"))
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             flush()
-            failures += _fuzz(operation, headers, mode)
+            failures += _fuzz(operation, headers, ids, mode)
     assert not failures, "\n\n".join(failures)

@@ -137,3 +137,18 @@ def test_x_request_id_is_echoed_or_generated(client):
     assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
     generated = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"}).headers["X-Request-ID"]
     assert generated and " " not in generated
+
+
+def test_422_for_a_nul_character_anywhere_in_the_input(client, admin_headers):
+    # Found by the fuzzer: PostgreSQL's text cannot hold NUL, and each of these was a 500.
+    login = client.post("/api/v1/auth/login", json={"email": "a\u0000@example.com", "password": "x"})
+    assert assert_error(login, 422, "validation_error")["details"] == {"location": "json"}
+    listed = client.get("/api/v1/jobs/?kind=contacts%00import", headers=admin_headers)
+    assert assert_error(listed, 422, "validation_error")["details"] == {"location": "query"}
+    segment = client.post("/api/v1/segments/", json={"name": "ok", "filters": {"tags_any": ["v\u0000ip"]}},
+                          headers=admin_headers)
+    assert_error(segment, 422, "validation_error")
+    # A backslash and "u0000" typed as text are no NUL.
+    typed = client.post("/api/v1/segments/", json={"name": "literally \\u0000", "filters": {"tags_any": ["vip"]}},
+                        headers=admin_headers)
+    assert typed.status_code == 201, typed.get_json()

@@ -172,3 +172,17 @@ def test_a_sweep_skips_rows_another_sweep_holds(committed_backlog, migrated):
     with unit_of_work() as session:
         assert [row.id for row in backlog(session)] == [held]
     assert sorted(timeline(subject)) == ["step.1", "step.2"]
+
+
+def test_a_timeline_read_while_the_store_is_down_is_a_503_that_names_no_internals(deliver, db_session, client,
+                                                                                 admin_headers):
+    from tests.unit.test_conversations import the_conversation
+
+    deliver(inbound(text_message("Hi")))
+    conversation = the_conversation(db_session)
+    with store_down():
+        answer = client.get(f"/api/v1/conversations/{conversation.id}/timeline", headers=admin_headers)
+    assert (answer.status_code, answer.get_json()["code"]) == (503, "event_store_unavailable")
+    assert "127.0.0.1" not in answer.get_json()["message"] and "Errno" not in answer.get_json()["message"]
+    events.close_client()  # the store is back: the breaker of this process starts afresh
+    assert client.get(f"/api/v1/conversations/{conversation.id}/timeline", headers=admin_headers).status_code == 200
