@@ -172,3 +172,46 @@ def web(migrated, broker, committed):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def own_stores(migrated, committed, app):
+    """A database and a Redis of its own, for a test that runs platform processes of its own (web, pools, beat):
+    the session's worker and beat sweep the suite's database and Redis, and would drain, send or settle this
+    test's rows themselves. The test process reads and writes these stores too, until the end; dropped after.
+    (After `app`, whose creation binds the suite's settings.)"""
+    import contextlib
+    import tempfile
+    import uuid
+
+    import psycopg
+    from alembic import command
+    from sqlalchemy.engine import make_url
+
+    from shared.embedded import EmbeddedRedis
+    from shared.settings import use_settings
+    from tests.conftest import alembic_config, reset_clients
+
+    admin = make_url(migrated.database_url)
+    name = f"{admin.database}_own_{uuid.uuid4().hex[:6]}"
+    plain = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    with contextlib.ExitStack() as cleanup:
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+        def drop() -> None:
+            with psycopg.connect(plain, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+        cleanup.callback(drop)
+        # Not under tmp_path: the server's system user must reach its directory (pytest makes it private).
+        redis = EmbeddedRedis(name="REDIS_URL", data_dir=Path(cleanup.enter_context(
+            tempfile.TemporaryDirectory(prefix="pytake-own-redis-"))))
+        own = migrated.with_overrides(database_url=admin.set(database=name).render_as_string(hide_password=False),
+                                      redis_url=redis.start())
+        cleanup.callback(redis.stop)
+        command.upgrade(alembic_config(own.database_url), "head")
+        use_settings(own)
+        reset_clients()
+        cleanup.callback(lambda: (use_settings(migrated), reset_clients()))
+        yield own

@@ -3,7 +3,8 @@ processed once the broker is back.
 
 A broker of its own (a Redis server on a free port, BROKER_URL) serves one web process (gunicorn, as the
 Procfile starts it), one worker consuming every queue, and beat; the cache, leases and rate limits stay on
-the suite's Redis (REDIS_URL), which is what BROKER_URL is for. The broker is stopped for BROKER_DOWN_SECONDS:
+another Redis (REDIS_URL), which is what BROKER_URL is for. The database and that Redis are the test's own
+(`own_stores`), so the session's worker and beat never touch these rows. The broker is stopped for BROKER_DOWN_SECONDS:
 the API still answers 202 to replies and 200 to webhooks, because both only write rows and a lost publish is
 re-made by the sweeps (beat) once the broker returns.
 """
@@ -57,11 +58,11 @@ class Broker:
 
 
 @pytest.fixture
-def platform_on_its_own_broker(migrated, sandbox, committed, tmp_path):
+def platform_on_its_own_broker(own_stores, sandbox, tmp_path):
     broker = Broker(tmp_path)
     broker.start()
     web_port = free_port()
-    env = process_env(migrated, BROKER_URL=broker.url, WHATSAPP_API_BASE=sandbox, WEB_CONCURRENCY="1")
+    env = process_env(own_stores, BROKER_URL=broker.url, WHATSAPP_API_BASE=sandbox, WEB_CONCURRENCY="1")
     processes = [
         Process("web", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind",
                         f"127.0.0.1:{web_port}", "wsgi:app"], env, tmp_path),

@@ -72,7 +72,7 @@ class EventStore:
 
 
 @pytest.fixture
-def platform_on_its_own_event_store(migrated, sandbox, committed, tmp_path):
+def platform_on_its_own_event_store(own_stores, sandbox, tmp_path):
     store = EventStore(tmp_path / "mongo")
     broker = EmbeddedRedis(name="broker", data_dir=tmp_path / "broker")
     web_port = free_port()
@@ -80,7 +80,7 @@ def platform_on_its_own_event_store(migrated, sandbox, committed, tmp_path):
     try:
         store.start()
         broker_url = broker.start()
-        env = process_env(migrated, MONGODB_URL=store.url, BROKER_URL=broker_url, WHATSAPP_API_BASE=sandbox,
+        env = process_env(own_stores, MONGODB_URL=store.url, BROKER_URL=broker_url, WHATSAPP_API_BASE=sandbox,
                           WEB_CONCURRENCY="1", EVENT_STORE_RETRY_SECONDS="3")
         processes += [
             Process("web", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind",
