@@ -347,14 +347,18 @@ def due_numbers(session: Session) -> list[tuple[str, str]]:
     return [(str(r[0]), str(r[1])) for r in rows]
 
 
-def next_due_in(session: Session, *, number_id: uuid.UUID) -> float | None:
-    """Seconds until the number's next queued message is due (0: now); None when none is queued."""
+def next_attempt_in(session: Session, *, number_id: uuid.UUID) -> float | None:
+    """Seconds until the number's earliest queued message that is not due yet (a retry, a message behind a hold);
+    None when there is none. What the dispatcher waits for when it can claim nothing now."""
     at = session.execute(text(
         "SELECT min(next_attempt_at) FROM messages WHERE number_id = :n AND status = 'queued' "
-        "AND direction = 'outbound'"), {"n": str(number_id)}).scalar()
-    if at is None:
-        return None
-    return max(0.0, (at - utcnow()).total_seconds())
+        "AND direction = 'outbound' AND next_attempt_at > :now"), {"n": str(number_id), "now": utcnow()}).scalar()
+    return None if at is None else max(0.0, (at - utcnow()).total_seconds())
+
+
+def was_woken(number_id: uuid.UUID | str) -> bool:
+    """Whether a message was queued on the number while its dispatcher held the lease (take_lease_or_wake)."""
+    return get_redis().lpop(wake_key(number_id)) is not None
 
 
 # -- one message at a time (tests and tools) -----------------------------------------------------

@@ -11,6 +11,7 @@ its time, body and error code) and its accepted-messages log (`/_sandbox/message
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import signal
@@ -161,6 +162,31 @@ def test_two_conversations_on_one_number_do_not_wait_on_each_others_retries(inbo
     assert all(s.at < a_retry_at for s in sends_b)  # ...and B did not wait for it
     assert sends_b[-1].at - queued_b_at < 1.0  # B went out at once
     assert [m["request"]["text"]["body"] for m in inbox.sent_to(wa_a)] == texts_a
+
+
+def test_messages_behind_a_distant_retry_leave_the_dispatcher_idle_until_it_is_due(inbox, worker):
+    """A conversation whose first message waits 8 s for its retry (beyond the dispatcher's 2 s idle wait): the
+    messages behind it are due but cannot go. The dispatcher stops and comes back for the retry, instead of
+    re-claiming every few milliseconds until its run time is up (what it did: 20 s of a busy pool child)."""
+    wa_id = customer()
+    conversation = conversation_with(inbox, wa_id)
+    tag = uuid.uuid4().hex[:8]
+    texts = [f"behind a retry {n} ({tag})" for n in range(1, 4)]
+    with sends_paused(inbox):
+        ids = [reply(inbox, conversation.id, text) for text in texts]
+        with unit_of_work() as session:  # the first one failed a moment ago and waits for its next attempt
+            session.get(Message, uuid.UUID(ids[0])).next_attempt_at = utcnow() + dt.timedelta(seconds=8)
+    log_mark = len(worker.log())
+
+    def dispatchers_finished() -> list[float]:
+        return [float(seconds) for seconds in re.findall(
+            r"sends\.dispatch_number\[[^\]]+\] succeeded in ([0-9.]+)s", worker.log()[log_mark:])]
+
+    finished = wait_for(dispatchers_finished, timeout=6, interval=0.2, what="the dispatcher to stop and wait")
+    assert all(seconds < 3 for seconds in finished), finished
+    assert graph_sends(inbox, wa_id) == []  # nothing jumped the queue
+    rows_when(inbox, ids, SENT_OR_LATER, timeout=30, what="all three to go once the retry is due")
+    assert [m["request"]["text"]["body"] for m in inbox.sent_to(wa_id)] == texts
 
 
 # 3. -------------------------------------------------------------------------------------------

@@ -306,7 +306,7 @@ def test_a_message_not_yet_due_is_not_sent(deliver, db_session, client, admin_he
     db_session.flush()
     number_id = db_session.get(Message, message_id).number_id
     assert sending.claim_batch(db_session, number_id=number_id).items == []
-    assert 25 < sending.next_due_in(db_session, number_id=number_id) <= 30
+    assert 25 < sending.next_attempt_in(db_session, number_id=number_id) <= 30
 
 
 def _sent_message(deliver, db_session, client, admin_headers, wamid):

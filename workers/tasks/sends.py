@@ -160,19 +160,19 @@ def dispatch_number(self, number_id: str, org_id: str, lease: str | None = None)
                 continue
             if batch.templates_held:  # what is left waits for the restriction: the sweep re-arms the number after it
                 return sending.release_lease(number_id, token)
+            # Nothing claimable: what is due (if anything) waits behind a later attempt in its conversation, so the
+            # next thing to try comes with the earliest such attempt (not "due now": that re-claimed in a loop).
             with unit_of_work() as session:
-                due_in = sending.next_due_in(session, number_id=number_uuid)
-            if due_in is not None and due_in <= IDLE_WAIT_SECONDS:
-                sending.wait_for_work(number_id, min(due_in, IDLE_WAIT_SECONDS) + 0.01)
+                wake_in = sending.next_attempt_in(session, number_id=number_uuid)
+            if wake_in is not None and wake_in <= IDLE_WAIT_SECONDS:
+                sending.wait_for_work(number_id, wake_in + 0.01)  # a message queued meanwhile ends the wait
                 continue
             sending.release_lease(number_id, token)
-            # A message committed while we held the lease did not publish: look once more, now that it is free.
-            with unit_of_work() as session:
-                due_in = sending.next_due_in(session, number_id=number_uuid)
-            if due_in == 0.0 and sending.take_lease(number_id, token):
+            # A message committed while we held the lease woke us instead of publishing: take the lease back for it.
+            if sending.was_woken(number_id) and sending.take_lease(number_id, token):
                 continue
-            if due_in is not None and 0.0 < due_in <= MAX_COUNTDOWN_SECONDS:
-                self.apply_async(kwargs={"number_id": number_id, "org_id": org_id}, countdown=due_in)
+            if wake_in is not None and wake_in <= MAX_COUNTDOWN_SECONDS:
+                self.apply_async(kwargs={"number_id": number_id, "org_id": org_id}, countdown=wake_in)
             return
     finally:
         _finish(in_flight, token)  # an exception above: what already left is still recorded
