@@ -66,7 +66,9 @@ class JobNotCancellableError(ConflictError):
     code = "job_not_cancellable"
 
 
-class IdempotencyKeyReusedError(ConflictError):
+class IdempotencyKeyReusedError(InvalidInputError):
+    """The same Idempotency-Key with a different request: not a retry, so not answered with the first result."""
+
     code = "idempotency_key_reused"
 
 

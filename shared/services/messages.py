@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from shared.db import get_owned
 from shared.audit import audit_on_commit, origin
-from shared.errors import ConflictError, InvalidInputError, NotFoundError
+from shared.errors import ConflictError, IdempotencyKeyReusedError, InvalidInputError, NotFoundError
 from shared.models import (
     Contact,
     Conversation,
@@ -271,7 +271,7 @@ def _queue(
     if idempotency_key:
         existing = find_by_idempotency_key(session, org_id=org_id, key=idempotency_key)
         if existing is not None:
-            return existing, False
+            return _repeated(session, existing, context=context, spec=spec), False
     organizations.check_can_send(context)
     if sender_type != SenderType.system and context.max_monthly_messages is not None:
         # a keyword's confirmation always goes: it is the law, not marketing
@@ -297,9 +297,28 @@ def _queue(
         origin=_origin(), **send_context.UNSET_COLUMNS,
     )
     if not send_context.insert_queued(session, message, preview=conversations.preview_of(message_type, content)):
-        return find_by_idempotency_key(session, org_id=org_id, key=idempotency_key), False
+        first = find_by_idempotency_key(session, org_id=org_id, key=idempotency_key)
+        return _repeated(session, first, context=context, spec=spec), False
     sending.arm_on_commit(session, number_id=context.number_id, org_id=org_id)
     return message, True
+
+
+def _repeated(session: Session, first: Message, *, context: send_context.SendContext, spec: dict[str, Any]) -> Message:
+    """The message an earlier request with the same Idempotency-Key made, when this request is the same one;
+    a different message under a used key is refused (idempotency_key_reused), never answered with the first."""
+    message_type = spec["type"]
+    if message_type == "template":
+        template, content = _template_content(session, context.organization_id, spec) if spec.get("template_id") \
+            else (None, None)
+    else:
+        template, content = None, _check_content(context.organization_id, message_type, spec.get(message_type))
+    asked = (message_type, content, template.id if template else None, context.conversation_id,
+             _context_wamid(session, context, spec.get("reply_to")))
+    if asked != (first.type, first.content, first.template_id, first.conversation_id, first.context_wamid):
+        raise IdempotencyKeyReusedError(
+            "This Idempotency-Key was used for another message; send a new message with a new key",
+            details={"message_id": str(first.id)})
+    return first
 
 
 def _count_outbound(session: Session, message: Message, at: dt.datetime) -> None:

@@ -256,6 +256,11 @@ def test_a_reply_is_queued_and_the_same_idempotency_key_returns_the_same_message
     second = _reply(client, conversation, login(agent), **{"Idempotency-Key": "reply-1"})
     assert second.status_code == 202 and second.get_json()["id"] == first.get_json()["id"]
     assert len(_armed(published)) == 1  # one dispatcher for the number, one message
+    other = _reply(client, conversation, login(agent), body="Something else", **{"Idempotency-Key": "reply-1"})
+    assert (other.status_code, other.get_json()["code"]) == (422, "idempotency_key_reused")
+    assert other.get_json()["details"] == {"message_id": first.get_json()["id"]}
+    outbound = db_session.execute(select(Message).where(Message.direction == Direction.outbound)).scalars().all()
+    assert [m.content["body"] for m in outbound] == ["Thanks!"]  # the first, only
 
 
 def test_free_form_outside_the_window_is_refused_naming_the_templates(deliver, db_session, client, admin_headers,
