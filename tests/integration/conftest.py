@@ -215,3 +215,38 @@ def own_stores(migrated, committed, app):
         reset_clients()
         cleanup.callback(lambda: (use_settings(migrated), reset_clients()))
         yield own
+
+
+def answers(url: str) -> bool:
+    """Whether `url` answers 200 now."""
+    import requests
+
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def start_platform(env: dict[str, str], log_dir: Path, name: str) -> tuple[str, list[Process]]:
+    """A web process (gunicorn, as the Procfile starts it), one worker consuming every queue, and beat, all with
+    `env`: (the web's URL, the processes), once the web answers. The caller stops them (Process.stop)."""
+    from shared.embedded import free_port
+
+    web_port = free_port()
+    processes = [
+        Process("web", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{web_port}",
+                        "--no-control-socket", "wsgi:app"], env, log_dir),
+        Process("worker", [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(QUEUES),
+                           "-n", f"{name}@%h", "--concurrency", "2", "--prefetch-multiplier", "1", "--without-gossip",
+                           "--without-mingle", "--loglevel", "INFO"], env, log_dir),
+        Process("beat", [sys.executable, "-m", "celery", "-A", "workers.app", "beat", "--schedule",
+                         str(log_dir / "beat-schedule"), "--loglevel", "INFO"], env, log_dir),
+    ]
+    web = f"http://127.0.0.1:{web_port}"
+    try:
+        wait_for(lambda: answers(f"{web}/healthz"), timeout=60, interval=0.3, what="the web process")
+    except AssertionError:
+        for process in processes:
+            process.stop()
+        raise
+    return web, processes

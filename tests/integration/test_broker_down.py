@@ -12,21 +12,15 @@ re-made by the sweeps (beat) once the broker returns.
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
-from shared.db import unit_of_work
 from shared.embedded import free_port, redis_server_binary, wait_for_port
-from shared.models import Availability, Direction, MessageStatus, Organization
-from shared.queueing.names import QUEUES
-from shared.services import numbers
-from shared.settings import PROJECT_ROOT
-from tests.factories import make_user
-from tests.integration.conftest import Process, process_env, wait_for
-from tests.integration.test_conversations_end_to_end import NUMBER, PHONE_NUMBER_ID, TERMINAL, Inbox, customer
+from shared.models import Direction, MessageStatus
+from tests.integration.conftest import process_env, start_platform, wait_for
+from tests.integration.test_conversations_end_to_end import TERMINAL, customer, open_inbox, quiet_number
 
 pytestmark = pytest.mark.integration
 
@@ -61,54 +55,23 @@ class Broker:
 def platform_on_its_own_broker(own_stores, sandbox, tmp_path):
     broker = Broker(tmp_path)
     broker.start()
-    web_port = free_port()
-    env = process_env(own_stores, BROKER_URL=broker.url, WHATSAPP_API_BASE=sandbox, WEB_CONCURRENCY="1")
-    processes = [
-        Process("web", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind",
-                        f"127.0.0.1:{web_port}", "wsgi:app"], env, tmp_path),
-        Process("worker", [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(QUEUES),
-                           "-n", "broker-down@%h", "--concurrency", "2", "--prefetch-multiplier", "1",
-                           "--without-gossip", "--without-mingle", "--loglevel", "INFO"], env, tmp_path),
-        Process("beat", [sys.executable, "-m", "celery", "-A", "workers.app", "beat", "--schedule",
-                         str(tmp_path / "beat-schedule"), "--loglevel", "INFO"], env, tmp_path),
-    ]
-    web = f"http://127.0.0.1:{web_port}"
     try:
-        wait_for(lambda: _answers(f"{web}/healthz"), timeout=60, interval=0.3, what="the web process")
-        yield broker, web, processes
+        env = process_env(own_stores, BROKER_URL=broker.url, WHATSAPP_API_BASE=sandbox, WEB_CONCURRENCY="1")
+        web, processes = start_platform(env, tmp_path, "broker-down")
+        try:
+            yield broker, web, processes
+        finally:
+            for process in processes:
+                process.stop()
+            quiet_number(sandbox)
     finally:
-        for process in processes:
-            process.stop()
         broker.stop()
-        requests.patch(f"{sandbox}/_sandbox/numbers/{PHONE_NUMBER_ID}", json={"callback_url": None}, timeout=5)
-        requests.post(f"{sandbox}/_sandbox/drain", json={"timeout": 10}, timeout=30)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-
-def _inbox(web: str, sandbox: str, app) -> Inbox:
-    with unit_of_work() as session:
-        org = Organization(name="Broker Down Org", plan_code="enterprise")
-        session.add(org)
-        session.flush()
-        admin = make_user(session, org, role="org_admin")
-        agent = make_user(session, org, role="agent", availability=Availability.online, max_open_conversations=5)
-        number = numbers.create_number(session, org=org, **NUMBER)
-        org_id, number_id = org.id, number.id
-    requests.post(f"{sandbox}/_sandbox/numbers", json={**NUMBER, "callback_url": f"{web}/api/v1/webhooks/whatsapp"},
-                  timeout=5).raise_for_status()
-    return Inbox(web, sandbox, app, org_id, agent, admin, number_id)
 
 
 def test_with_the_broker_down_for_30_s_replies_and_webhooks_are_kept_and_processed_after(
         platform_on_its_own_broker, sandbox, app):
     broker, web, processes = platform_on_its_own_broker
-    inbox = _inbox(web, sandbox, app)
+    inbox = open_inbox(web, sandbox, app, name="Broker Down Org")
     wa_id = customer()
     inbox.customer_says(wa_id, "Hello before the outage")
     conversation = wait_for(lambda: inbox.conversation_of(wa_id), timeout=60, what="the conversation")

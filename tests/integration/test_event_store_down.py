@@ -22,10 +22,9 @@ from shared import events
 from shared.db import unit_of_work
 from shared.embedded import EmbeddedRedis, free_port, wait_for_port
 from shared.models import Direction, EventBacklogEntry, Message, Organization, WebhookEvent
-from shared.queueing.names import QUEUES
 from shared.services import numbers
 from shared.settings import get_settings, use_settings
-from tests.integration.conftest import Process, process_env, wait_for
+from tests.integration.conftest import Process, process_env, start_platform, wait_for
 from tests.integration.test_conversations_end_to_end import customer
 
 pytestmark = pytest.mark.integration
@@ -75,24 +74,13 @@ class EventStore:
 def platform_on_its_own_event_store(own_stores, sandbox, tmp_path):
     store = EventStore(tmp_path / "mongo")
     broker = EmbeddedRedis(name="broker", data_dir=tmp_path / "broker")
-    web_port = free_port()
     processes: list[Process] = []
     try:
         store.start()
         broker_url = broker.start()
         env = process_env(own_stores, MONGODB_URL=store.url, BROKER_URL=broker_url, WHATSAPP_API_BASE=sandbox,
                           WEB_CONCURRENCY="1", EVENT_STORE_RETRY_SECONDS="3")
-        processes += [
-            Process("web", [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--bind",
-                            f"127.0.0.1:{web_port}", "wsgi:app"], env, tmp_path),
-            Process("worker", [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-Q", ",".join(QUEUES),
-                               "-n", "event-store-down@%h", "--concurrency", "2", "--prefetch-multiplier", "1",
-                               "--without-gossip", "--without-mingle", "--loglevel", "INFO"], env, tmp_path),
-            Process("beat", [sys.executable, "-m", "celery", "-A", "workers.app", "beat", "--schedule",
-                             str(tmp_path / "beat-schedule"), "--loglevel", "INFO"], env, tmp_path),
-        ]
-        web = f"http://127.0.0.1:{web_port}"
-        wait_for(lambda: _answers(f"{web}/healthz"), timeout=60, interval=0.3, what="the web process")
+        web, processes = start_platform(env, tmp_path, "event-store-down")
         yield store, web, processes
     finally:
         for process in processes:
@@ -102,13 +90,6 @@ def platform_on_its_own_event_store(own_stores, sandbox, tmp_path):
         requests.post(f"{sandbox}/_sandbox/drain", json={"timeout": 10}, timeout=30)
         broker.stop()
         store.stop()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def _organization_with_number(web: str, sandbox: str):

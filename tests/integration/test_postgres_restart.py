@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import requests
 from alembic import command
 from sqlalchemy import select
 
@@ -33,7 +32,7 @@ from shared.queueing.names import QUEUES, SENDS
 from shared.services import messages
 from shared.settings import use_settings
 from tests.conftest import alembic_config, reset_clients
-from tests.integration.conftest import Process, process_env, wait_for
+from tests.integration.conftest import Process, answers, process_env, wait_for
 from tests.integration.test_conversations_end_to_end import TERMINAL, customer, open_inbox, quiet_number
 from tests.integration.test_dispatcher import SENT_OR_LATER, _sends_worker, graph_sends, reply, sends_paused
 
@@ -54,13 +53,6 @@ def _running(process: Process):
         yield process
     finally:
         process.stop()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 @pytest.fixture
@@ -97,7 +89,7 @@ def platform_on_its_own_postgres(migrated, sandbox, app, tmp_path):
             sys.executable, "-m", "celery", "-A", "workers.app", "beat", "--schedule", str(tmp_path / "beat-schedule"),
             "--loglevel", "INFO"], env, tmp_path)))
         sends_worker = cleanup.enter_context(_running(_sends_worker(own, sandbox, tmp_path, "pg-restart-sends")))
-        wait_for(lambda: _answers(f"{web}/healthz"), timeout=60, interval=0.3, what="the web process")
+        wait_for(lambda: answers(f"{web}/healthz"), timeout=60, interval=0.3, what="the web process")
         wait_for(lambda: " ready." in pools.log(), timeout=60, interval=0.3, what="the worker of the other pools")
 
         inbox = open_inbox(web, sandbox, app, name="Restart Org")
