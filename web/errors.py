@@ -3,19 +3,25 @@
 - werkzeug HTTPExceptions (404, 405 with Allow, 413, 415, ...) and flask-smorest's
   `abort(status, message=..., errors=...)` (422 validation errors land in details.errors);
 - DomainError from the services, mapped by its own `http_status` and `code`;
+- the database unreachable (or a transaction it cancelled: a deadlock, a timeout): 503 with Retry-After,
+  since the request rolled back and the same request can simply be tried again;
 - anything unexpected: logged with its traceback, answered 500 without internals.
 """
 
 from __future__ import annotations
 
+import psycopg
 import structlog
 from flask import Flask, g, jsonify
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
 from shared.errors import DomainError
 
 log = structlog.get_logger(__name__)
 INTERNAL_ERROR_MESSAGE = "Something went wrong on our side; quote the request_id if you report it"
+DATABASE_UNAVAILABLE_MESSAGE = "The database cannot be reached right now and nothing was changed; try again shortly"
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 CODES = {
     400: "bad_request",
@@ -75,6 +81,11 @@ def handle_domain_error(error: DomainError):
 def handle_unexpected(error: Exception):
     if isinstance(error, HTTPException):
         return error_response(error)
+    if isinstance(error, (OperationalError, psycopg.OperationalError)):
+        log.warning("web.database_unavailable", error=repr(getattr(error, "orig", None) or error))
+        return make_error(503, "database_unavailable", DATABASE_UNAVAILABLE_MESSAGE,
+                          {"retry_after_seconds": DATABASE_RETRY_AFTER_SECONDS},
+                          {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
     log.exception("web.unhandled_error")
     return error_response(InternalServerError(INTERNAL_ERROR_MESSAGE))
 

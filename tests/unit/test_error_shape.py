@@ -3,6 +3,7 @@
 import pytest
 from flask import Blueprint
 from flask_smorest import abort
+from sqlalchemy.exc import OperationalError
 
 from shared.errors import ConflictError
 from web import create_app
@@ -36,6 +37,11 @@ def probe_client(migrated, db_session, published):
         raise RuntimeError("database password is hunter2")
 
     probes.add_url_rule("/probe/500", "explode", explode)
+
+    def database_gone():
+        raise OperationalError("SELECT 1", {}, Exception("connection to server at 10.0.0.5 failed: refused"))
+
+    probes.add_url_rule("/probe/503", "database_gone", database_gone)
     app.register_blueprint(probes)
     return app.test_client()
 
@@ -131,6 +137,13 @@ def test_500_hides_the_internals(probe_client):
     body = assert_error(response, 500, "internal_error")
     assert "hunter2" not in response.get_data(as_text=True)
     assert "request_id" in body["message"]
+
+
+def test_503_with_retry_after_when_the_database_is_unreachable(probe_client):
+    response = probe_client.get("/probe/503")
+    body = assert_error(response, 503, "database_unavailable")
+    assert response.headers["Retry-After"] == "5" and body["details"] == {"retry_after_seconds": 5}
+    assert "10.0.0.5" not in response.get_data(as_text=True)
 
 
 def test_x_request_id_is_echoed_or_generated(client):
