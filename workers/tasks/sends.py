@@ -17,6 +17,7 @@ a status webhook settles it, it is never sent again blindly.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import threading
 import time
@@ -174,6 +175,16 @@ def dispatch_number(self, number_id: str, org_id: str, lease: str | None = None)
             if wake_in is not None and wake_in <= MAX_COUNTDOWN_SECONDS:
                 self.apply_async(kwargs={"number_id": number_id, "org_id": org_id}, countdown=wake_in)
             return
+    except Exception:
+        try:
+            _finish(in_flight, token)  # what already left is still recorded; every request has returned
+        finally:
+            in_flight = None
+            # Free the number now (a database blip, say): the next message or sweep starts a dispatcher at once,
+            # instead of after the lease lapses. Its recovery settles what this one left in flight.
+            with contextlib.suppress(Exception):
+                sending.release_lease(number_id, token)
+        raise
     finally:
         _finish(in_flight, token)  # an exception above: what already left is still recorded
 
