@@ -499,7 +499,7 @@ def _account(session: Session, change: FieldChange) -> None:
                            message=f"Number {number.display_phone_number}: Meta reports {event.lower()}"
                                    + (f" ({ban_state.lower()})" if ban_state else ""),
                            data={key: change.value.get(key) for key in ("event", "restriction_info", "ban_info")
-                                 if change.value.get(key) is not None})
+                                 if change.value.get(key) is not None}, seen_at=change.time)
 
 
 FIELD_HANDLERS = {

@@ -128,3 +128,13 @@ def test_a_disabled_account_holds_every_send_until_meta_reinstates_it(deliver, d
     # The first is still in flight (sending), so the second waits behind it in its conversation.
     db_session.execute(update(Message).where(Message.id == first).values(status=MessageStatus.sent))
     assert _claimed(db_session, conversation) == [second]
+
+
+def test_an_account_update_redelivered_in_other_bytes_is_one_occurrence_of_its_alert(deliver, db_session, client,
+                                                                                     admin_headers):
+    update = _restriction(("RESTRICTED_BIZ_INITIATED_MESSAGING", IN_A_DAY))
+    update["entry"][0]["time"] = 1765000000
+    deliver(update)
+    deliver({**update, "again": True})  # Meta repeats it, in new bytes
+    alerts = client.get("/api/v1/alerts?kind=account_restricted", headers=admin_headers).get_json()["items"]
+    assert [a["occurrences"] for a in alerts] == [1]
