@@ -12,7 +12,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
-from sandbox import control, graph
+from sandbox import ai, control, graph
 from sandbox.errors import GraphError
 from sandbox.runtime import Sandbox
 
@@ -33,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["sandbox"] = Sandbox.create(config)
     app.register_blueprint(graph.blueprint)
     app.register_blueprint(control.blueprint)
+    app.register_blueprint(ai.blueprint)
 
     @app.errorhandler(GraphError)
     def graph_error(error: GraphError):
@@ -40,7 +41,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        if request.path.startswith("/_sandbox"):
+        if request.path.startswith(("/_sandbox", "/ai/")):
             return jsonify({"error": error.description}), error.code
         envelope = GraphError(100, f"Unknown path or method: {request.method} {request.path}").envelope()
         return jsonify(envelope), error.code

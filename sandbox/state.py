@@ -45,6 +45,7 @@ DEFAULT_CONFIG = {
     "webhook_timeout_seconds": 5.0,
     "log_limit": 10000,
 }
+DEFAULT_AI = {"answers": {}, "default_answer": None, "fail": None, "latency_ms": 0, "hang_seconds": 30.0}
 DEFAULT_FAULTS = {
     "latency_ms": 0,
     "error_5xx_rate": 0.0,
@@ -400,6 +401,7 @@ class SandboxState:
             initial = self.initial_config
             self.config = checked_config(DEFAULT_CONFIG, {k: v for k, v in initial.items() if k in DEFAULT_CONFIG})
             self.faults = {**DEFAULT_FAULTS}
+            self.ai = copy.deepcopy(DEFAULT_AI)  # the chat-completions stand-in's answers (sandbox/ai.py)
             self.rng = random.Random(self.config["seed"])
             self.clock = Clock()
             self.epoch += 1
