@@ -55,6 +55,8 @@ class Settings:
     refresh_token_expire_days: int = 7
     api_v1_prefix: str = "/api/v1"
     cors_origins: tuple[str, ...] = ()
+    # Hosts or networks (CIDR) inside private ranges that tenant-given URLs may still reach (shared/public_urls.py).
+    outbound_allowed_hosts: tuple[str, ...] = ()
     max_request_bytes: int = 1_048_576
     max_upload_bytes: int = 100 * 1_048_576
 
@@ -132,6 +134,7 @@ class Settings:
             "REFRESH_TOKEN_EXPIRE_DAYS": ("refresh_token_expire_days", int),
             "API_V1_PREFIX": ("api_v1_prefix", str),
             "CORS_ORIGINS": ("cors_origins", _csv),
+            "OUTBOUND_ALLOWED_HOSTS": ("outbound_allowed_hosts", _csv),
             "MAX_REQUEST_BYTES": ("max_request_bytes", int),
             "MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
             "FLOWER_USER": ("flower_user", str),
