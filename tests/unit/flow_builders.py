@@ -31,7 +31,7 @@ def six_node_bot(**question: Any) -> dict[str, Any]:
             node("hello", "message", kind="text", text="Hi {{contact.name | there}}!"),
             node("ask", "question", text="Which plan?", answer_type="choice", variable="plan",
                  buttons=[{"id": "pro", "title": "Pro"}, {"id": "free", "title": "Free"}],
-                 retry_message="Please tap Pro or Free", retry_limit=1, timeout_seconds=600, **question),
+                 **{"retry_message": "Please tap Pro or Free", "retry_limit": 1, "timeout_seconds": 600, **question}),
             node("check", "condition", branches=[{"id": "is_pro", "expression": "vars.plan == 'pro'"}]),
             node("tag", "action", actions=[{"type": "tag", "tag": "pro-lead"},
                                            {"type": "change_lead_score", "delta": 10}]),
