@@ -44,3 +44,28 @@ def make_department(session, org: Organization, *, name: str | None = None) -> D
     session.flush()
     session.refresh(department)
     return department
+
+
+def make_chatbot(session, org: Organization, *, name: str | None = None):
+    """A chatbot with a main flow of two joined nodes and a version 1 in use, as rows (no interpreter involved):
+    (chatbot, flow, version); the nodes are "seed-start" and "seed-end", the edge "seed-edge"."""
+    from shared.models import Chatbot, ChatbotFlow, ChatbotVersion, FlowEdge, FlowNode
+
+    chatbot = Chatbot(organization_id=org.id, name=name or f"Bot {next(_sequence)}", live_version=1)
+    session.add(chatbot)
+    session.flush()
+    flow = ChatbotFlow(organization_id=org.id, chatbot_id=chatbot.id, name="Main", is_main=True)
+    session.add(flow)
+    session.flush()
+    session.add_all([FlowNode(organization_id=org.id, flow_id=flow.id, node_id=node_id, type=node_type,
+                              position_x=0.0, position_y=0.0, data={})
+                     for node_id, node_type in (("seed-start", "start"), ("seed-end", "end"))])
+    session.flush()
+    session.add(FlowEdge(organization_id=org.id, flow_id=flow.id, edge_id="seed-edge", source="seed-start",
+                         target="seed-end"))
+    version = ChatbotVersion(organization_id=org.id, chatbot_id=chatbot.id, number=1, published_at=utcnow(),
+                             content={"chatbot_id": str(chatbot.id), "main_flow_id": str(flow.id), "flows": {},
+                                      "variables": {}})
+    session.add(version)
+    session.flush()
+    return chatbot, flow, version

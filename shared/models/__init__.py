@@ -1,6 +1,7 @@
 """Every model module, imported so Alembic's autogenerate sees the whole metadata."""
 
 from shared.models.alerts import Alert
+from shared.models.chatbots import Chatbot, ChatbotFlow, ChatbotVersion, FlowEdge, FlowNode
 from shared.models.base import Base, SoftDeleteMixin, TenantMixin
 from shared.models.contacts import (
     DEFAULT_LIFECYCLE_STAGES,
@@ -49,6 +50,11 @@ from shared.models.tenancy import (
 
 __all__ = [
     "Alert",
+    "Chatbot",
+    "ChatbotFlow",
+    "ChatbotVersion",
+    "FlowEdge",
+    "FlowNode",
     "OPEN_STATUSES",
     "Conversation",
     "ConversationOwner",

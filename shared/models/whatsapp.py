@@ -42,7 +42,7 @@ class WhatsAppNumber(TenantMixin, SoftDeleteMixin, Base):
     status: Mapped[NumberStatus] = mapped_column(
         pg_enum(NumberStatus, "number_status"), default=NumberStatus.connected, server_default="connected"
     )
-    default_chatbot_id: Mapped[uuid.UUID | None]
+    default_chatbot_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("chatbots.id", ondelete="SET NULL"))
     # Encrypted with shared/crypto.py; never returned by the API once stored.
     access_token_encrypted: Mapped[str] = mapped_column(Text)
     app_secret_encrypted: Mapped[str] = mapped_column(Text)

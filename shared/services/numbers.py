@@ -23,7 +23,7 @@ from shared.models import NumberStatus, Organization, WhatsAppNumber
 from shared.models.base import utcnow
 from shared.queueing.names import FETCH_MEDIA
 from shared.queueing.publish import enqueue_on_commit
-from shared.services import plans
+from shared.services import chatbots, plans
 from shared.settings import get_settings
 from shared.whatsapp.client import GraphClient
 
@@ -82,6 +82,8 @@ def list_numbers(session: Session, *, org_id: uuid.UUID) -> list[WhatsAppNumber]
 def update_number(session: Session, *, number: WhatsAppNumber, changes: dict[str, Any]) -> WhatsAppNumber:
     """New credentials resume sends paused by a refused token (the message sweep then sends what waited) and
     fetch the inbound media a refused token left waiting."""
+    if changes.get("default_chatbot_id") is not None:
+        chatbots.check_default_chatbot(session, org_id=number.organization_id, chatbot_id=changes["default_chatbot_id"])
     for field, value in _encrypt_credentials(changes).items():
         setattr(number, field, value)
     forget_routes()

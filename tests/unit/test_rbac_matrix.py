@@ -14,7 +14,7 @@ from sqlalchemy import select
 from shared.models import Job
 from shared.permissions import Permission, Role, has_permission
 from shared.services import jobs
-from tests.factories import make_department, make_org, make_user
+from tests.factories import make_chatbot, make_department, make_org, make_user
 from web import create_app
 from web.auth import AUTHENTICATED, PUBLIC, REFRESH, endpoint_requirement
 
@@ -96,7 +96,13 @@ def tenant_rows(session, org) -> dict:
     session.add(template)
     session.flush()
     conversation, message = conversation_rows(session, org, number, contact)
+    chatbot, flow, version = make_chatbot(session, org)
     return {
+        "chatbot_id": chatbot.id,
+        "flow_id": flow.id,
+        "node_id": "seed-start",
+        "edge_id": "seed-edge",
+        "version": version.number,
         "conversation_id": conversation.id,
         "message_id": message.id,
         "number_id": number.id,
@@ -146,6 +152,12 @@ VALID_BODIES = {
     "/start": {"columns": {"phone": "phone"}},
     "/render": {"variables": {}},
     "/messages": {"type": "text", "text": {"body": "Hello from the matrix"}},
+    "/flows": {"name": "Matrix flow"},
+    "/nodes": {"id": "matrix-node", "type": "end", "position": {"x": 0, "y": 0}},
+    "/edges": {"id": "matrix-edge", "source": "seed-start", "target": "seed-end"},
+    "/graph": {"nodes": [], "edges": []},
+    "/rollback": {"version": 1},
+    "/simulate": {"messages": []},
 }
 
 

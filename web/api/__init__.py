@@ -3,6 +3,8 @@
 from web.api import (
     alerts,
     auth,
+    chatbot_flows,
+    chatbots,
     contact_attributes,
     contact_imports,
     contacts,
@@ -42,6 +44,8 @@ API_BLUEPRINTS = [
     ("messages", messages.blp),
     ("media", messages.media_blp),
     ("alerts", alerts.blp),
+    ("chatbots", chatbots.blp),
+    ("chatbots", chatbot_flows.blp),  # /chatbots/<id>/flows...
 ]
 
 
