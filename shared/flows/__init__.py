@@ -4,7 +4,10 @@
     flows.NODE_TYPES                      the node type names
     flows.validate_node(node)             [{"node_id", "field", "message"}], [] when valid
     flows.validate_bot(bot)               [{"flow_id", "node_id", "field", "message"}], [] when publishable
-    flows.simulate(bot, messages, ...)    {"transcript", "variables", "status", "actions", "contact", "errors", "state"}
+    flows.simulate(bot, messages, *, contact=None, now=None, call_api=None, call_ai=None, timezone=None, number=None)
+        → {"transcript", "variables", "status", "actions", "contact", "errors", "state", "problems"};
+        status "invalid" with validate_bot's problems for a chatbot that cannot run (nothing is run);
+        raises flows.ScriptError (a ValueError: answer 422) for a script it cannot play
     flows.start(bot, event=, context=)    a new session, or status "not_started" when no trigger matches
     flows.step(bot, state, event=, context=)
     flows.parse_expression(text)          raises flows.ExpressionError outside the condition language
@@ -95,7 +98,7 @@ from shared.flows.expressions import parse as parse_expression
 from shared.flows.graph import validate_bot
 from shared.flows.nodes import NODE_TYPES, validate_node
 from shared.flows.runtime import start, step
-from shared.flows.simulate import simulate
+from shared.flows.simulate import ScriptError, simulate
 
-__all__ = ["NODE_TYPES", "ExpressionError", "parse_expression", "simulate", "start", "step", "validate_bot",
+__all__ = ["NODE_TYPES", "ExpressionError", "ScriptError", "parse_expression", "simulate", "start", "step", "validate_bot",
            "validate_node"]

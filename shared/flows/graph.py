@@ -11,7 +11,8 @@ from collections import defaultdict
 from typing import Any, Iterator
 
 from shared.flows.answers import choice_ids
-from shared.flows.index import edges_by_handle, handle, nodes_by_id, start_nodes, waits_for_customer
+from shared.flows.index import (data_of, edges_by_handle, handle, nodes_by_id, start_nodes, waits_for_customer,
+                               well_formed)
 from shared.flows.nodes import validate_node
 from shared.flows.triggers import trigger_keys
 
@@ -23,11 +24,12 @@ def _problem(flow_id: Any, node_id: Any, field: Any, message: str) -> dict[str, 
 
 
 def allowed_handles(node: dict[str, Any]) -> set[str | None]:
-    data, kind = node.get("data") or {}, node.get("type")
+    data, kind = data_of(node), node.get("type")
     if kind in NO_EDGES_OUT:
         return set()
     if kind == "condition":
-        return {branch.get("id") for branch in data.get("branches") or [] if isinstance(branch, dict)} | {"else"}
+        return {branch["id"] for branch in data.get("branches") or []
+                if isinstance(branch, dict) and isinstance(branch.get("id"), str)} | {"else"}
     if kind == "question":
         return {None, "retry_limit", "invalid", "timeout", *choice_ids(data)}
     if kind == "api_call":
@@ -39,7 +41,7 @@ def allowed_handles(node: dict[str, Any]) -> set[str | None]:
 
 def required_handles(node: dict[str, Any], present: set[str | None]) -> Iterator[tuple[str | None, str]]:
     """(handle, why) for each path the node needs wired; present is the node's handles that have edges."""
-    data, kind = node.get("data") or {}, node.get("type")
+    data, kind = data_of(node), node.get("type")
     if kind == "start":
         yield None, "a start node needs an edge to the first step"
     if kind == "condition":
@@ -62,8 +64,9 @@ def required_handles(node: dict[str, Any], present: set[str | None]) -> Iterator
 def _edge_problems(flow_id: str, flow: dict[str, Any], nodes: dict[str, dict]) -> list[dict[str, Any]]:
     problems, seen = [], set()
     for position, edge in enumerate(flow.get("edges") or []):
-        if not isinstance(edge, dict):
-            problems.append(_problem(flow_id, None, f"edges[{position}]", "an edge must be an object"))
+        if not well_formed(edge):
+            problems.append(_problem(flow_id, None, f"edges[{position}]",
+                                     "an edge is {id, source, target, sourceHandle}: node ids and a handle name as texts"))
             continue
         source, target, name = edge.get("source"), edge.get("target"), handle(edge)
         label = f"edge {edge.get('id') or position}"
@@ -85,10 +88,10 @@ def _edge_problems(flow_id: str, flow: dict[str, Any], nodes: dict[str, dict]) -
 
 def _jump_target(bot: dict[str, Any], flow_id: str, data: dict[str, Any]) -> tuple[str, str | None]:
     target_flow = data.get("flow_id") or flow_id
-    flow = bot["flows"].get(target_flow)
-    if flow is None:
+    flow = bot["flows"].get(target_flow) if isinstance(target_flow, str) else None
+    if not isinstance(flow, dict):
         return target_flow, None
-    if data.get("node_id"):
+    if isinstance(data.get("node_id"), str) and data["node_id"]:
         return target_flow, data["node_id"] if data["node_id"] in nodes_by_id(flow) else None
     starts = start_nodes(flow)
     return target_flow, starts[0]["id"] if starts else None
@@ -104,7 +107,7 @@ def _links(bot: dict[str, Any]) -> dict[tuple[str, str], list[tuple[str, str]]]:
                 links[(flow_id, source)].append((flow_id, target))
         for node in nodes.values():
             if node.get("type") == "jump":
-                target_flow, target = _jump_target(bot, flow_id, node.get("data") or {})
+                target_flow, target = _jump_target(bot, flow_id, data_of(node))
                 if target is not None:
                     links[(flow_id, node["id"])].append((target_flow, target))
     return links
@@ -149,10 +152,12 @@ def _flow_problems(bot: dict[str, Any], flow_id: str, flow: Any) -> list[dict[st
     if not isinstance(flow, dict) or not isinstance(flow.get("nodes"), list) or not isinstance(flow.get("edges"), list):
         return [_problem(flow_id, None, None, "a flow needs lists of nodes and edges")]
     problems, counts = [], defaultdict(int)
+    if not isinstance(flow.get("variables", {}), dict):
+        problems.append(_problem(flow_id, None, "variables", "variables must be an object of names and defaults"))
     for node in flow["nodes"]:
         problems += [_problem(flow_id, p["node_id"], p["field"], p["message"]) for p in validate_node(node)]
-        if isinstance(node, dict):
-            counts[node.get("id")] += 1
+        if isinstance(node, dict) and isinstance(node.get("id"), str):
+            counts[node["id"]] += 1
     problems += [_problem(flow_id, node_id, "id", f"node id {node_id!r} is used by {n} nodes")
                  for node_id, n in counts.items() if n > 1]
     nodes = nodes_by_id(flow)
@@ -162,7 +167,7 @@ def _flow_problems(bot: dict[str, Any], flow_id: str, flow: Any) -> list[dict[st
         present = {name for (source, name) in wired if source == node_id}
         problems += [_problem(flow_id, node_id, "edges", why) for name, why in required_handles(node, present)
                      if name not in present]
-        if node.get("type") == "jump" and _jump_target(bot, flow_id, node.get("data") or {})[1] is None:
+        if node.get("type") == "jump" and _jump_target(bot, flow_id, data_of(node))[1] is None:
             problems.append(_problem(flow_id, node_id, "node_id", "the jump's target does not exist"))
     return problems
 
@@ -171,12 +176,12 @@ def _trigger_problems(bot: dict[str, Any]) -> list[dict[str, Any]]:
     owners: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for flow_id, flow in bot["flows"].items():
         for node in start_nodes(flow):
-            for key in set(trigger_keys(node.get("data") or {})):
+            for key in set(trigger_keys(data_of(node))):
                 owners[key].append((flow_id, node["id"]))
     problems = [_problem(flow_id, node_id, "trigger",
                          f"{trigger} {key!r} starts more than one node" if key else "more than one start answers any message")
                 for (trigger, key), starts in owners.items() if len(starts) > 1 for flow_id, node_id in starts[1:]]
-    main = bot["flows"].get(bot.get("main_flow_id"))
+    main = bot["flows"].get(bot["main_flow_id"]) if isinstance(bot.get("main_flow_id"), str) else None
     if isinstance(main, dict) and not start_nodes(main):
         problems.append(_problem(bot["main_flow_id"], None, None, "the main flow has no start node"))
     return problems
@@ -187,8 +192,10 @@ def validate_bot(bot: Any) -> list[dict[str, Any]]:
     if not isinstance(bot, dict) or not isinstance(bot.get("flows"), dict) or not bot["flows"]:
         return [_problem(None, None, "flows", "a chatbot needs at least one flow")]
     problems = []
-    if bot.get("main_flow_id") not in bot["flows"]:
+    if not isinstance(bot.get("main_flow_id"), str) or bot["main_flow_id"] not in bot["flows"]:
         problems.append(_problem(None, None, "main_flow_id", "main_flow_id must name one of the chatbot's flows"))
+    if not isinstance(bot.get("variables", {}), dict):
+        problems.append(_problem(None, None, "variables", "variables must be an object of names and defaults"))
     for flow_id, flow in bot["flows"].items():
         problems += _flow_problems(bot, flow_id, flow)
     if not all(isinstance(flow, dict) and isinstance(flow.get("nodes"), list) and isinstance(flow.get("edges"), list)

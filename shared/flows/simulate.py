@@ -14,9 +14,31 @@ import datetime as dt
 from typing import Any, Callable
 
 from shared.flows import runtime, scope
+from shared.flows.graph import validate_bot
 
 Call = Callable[[dict[str, Any]], dict[str, Any]]
 MAX_CALLS_PER_MESSAGE = 50
+MAX_WAIT_SECONDS = 30 * 24 * 3600
+SCRIPT_EVENTS = {"text": "text", "button": "id", "list": "id", "template_button": "payload", "timeout": None}
+
+
+class ScriptError(ValueError):
+    """A scripted message simulate() cannot play; the message says which one and why."""
+
+
+def check_script(messages: Any) -> None:
+    if not isinstance(messages, list):
+        raise ScriptError("messages must be a list")
+    for index, message in enumerate(messages):
+        where = f"messages[{index}]"
+        if not isinstance(message, dict) or message.get("type") not in SCRIPT_EVENTS:
+            raise ScriptError(f"{where} must be an object whose type is one of {', '.join(SCRIPT_EVENTS)}")
+        field = SCRIPT_EVENTS[message["type"]]
+        if field and (not isinstance(message.get(field), str) or not message[field]):
+            raise ScriptError(f"{where}: a {message['type']} message needs its {field} as a text")
+        wait = message.get("after_seconds", 0)
+        if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_WAIT_SECONDS:
+            raise ScriptError(f"{where}: after_seconds must be a number from 0 to {MAX_WAIT_SECONDS}")
 
 
 def _no_api(action: dict[str, Any]) -> dict[str, Any]:
@@ -83,16 +105,24 @@ class _Simulation:
             "contact": self.contact,
             "errors": self.errors,
             "state": self.state,
+            "problems": [],
         }
 
 
 def simulate(bot: dict[str, Any], messages: list[dict[str, Any]], *, contact: dict[str, Any] | None = None,
              now: dt.datetime | None = None, call_api: Call | None = None, call_ai: Call | None = None,
              timezone: str | None = None, number: str | None = None) -> dict[str, Any]:
-    """{"transcript", "variables", "status", "actions", "contact", "errors", "state"} after the script.
+    """{"transcript", "variables", "status", "actions", "contact", "errors", "state", "problems"} after the script.
 
-    status is "waiting", "ended", "handoff", or "not_started" when no message matched a trigger.
+    status is "waiting", "ended", "handoff", "not_started" when no message matched a trigger, or
+    "invalid" when the chatbot has problems (listed as validate_bot lists them; nothing is run).
+    Raises ScriptError (a ValueError) for a script it cannot play.
     """
+    check_script(messages)
+    problems = validate_bot(bot)
+    if problems:
+        return {"transcript": [], "variables": {}, "status": "invalid", "actions": [], "contact": scope.contact_view(
+            contact), "errors": [], "state": None, "problems": problems}
     now = now or dt.datetime.now(dt.timezone.utc)
     simulation = _Simulation(bot, contact=contact, now=now if now.tzinfo else now.replace(tzinfo=dt.timezone.utc),
                              context={"timezone": timezone, "number": number},

@@ -90,3 +90,15 @@ def test_a_chatbot_without_flows_or_main_flow_is_refused_not_crashed():
     assert [p["field"] for p in flows.validate_bot(missing_main)] == ["main_flow_id"]
     no_lists = {"main_flow_id": "main", "flows": {"main": {"nodes": "x"}}}
     assert [p["message"] for p in flows.validate_bot(no_lists)] == ["a flow needs lists of nodes and edges"]
+
+
+def test_malformed_graphs_are_problems_never_crashes():
+    junk = bot(
+        [node("start", "start", trigger="any"), {"id": ["x"], "type": "end", "data": {}},
+         {"id": "d", "type": "condition", "data": 7}, node("m", "message", kind="text", text="hi")],
+        [edge("start", "m"), {"id": "e", "source": "m", "target": "d", "sourceHandle": {"weird": True}},
+         {"id": "e2", "source": ["m"], "target": "d"}, "edge"],
+    )
+    problems = flows.validate_bot(junk)
+    fields = [p["field"] for p in problems]
+    assert fields.count("id") == 1 and "data" in fields and "edges[1]" in fields and "edges[3]" in fields

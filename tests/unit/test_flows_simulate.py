@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from shared import flows
 from tests.unit.flow_builders import NOW, bot, edge, node, six_node_bot
 
@@ -84,3 +86,27 @@ def test_api_calls_fail_in_a_simulation_unless_the_caller_answers_them():
     assert bot_lines(answered) == ["Your blue kettle is on its way."]
     assert answered["variables"] == {"item": "blue kettle", "status": 200}
     assert [call["url"] for call in calls] == ["https://shop.example/orders/A-17"]
+
+
+def test_a_chatbot_with_problems_is_not_run_and_its_problems_come_back():
+    broken = six_node_bot()
+    broken["flows"]["main"]["edges"].append(edge("end", "hello"))
+    result = flows.simulate(broken, [{"type": "text", "text": "plans"}], now=NOW)
+    assert result["status"] == "invalid" and result["transcript"] == []
+    assert [p["node_id"] for p in result["problems"]] == ["end"]
+
+
+@pytest.mark.parametrize("script", [
+    "plans", [{"type": "text"}], [{"type": "text", "text": 5}], [{"type": "button"}], [{"type": "voice"}], ["hi"],
+    [{"type": "text", "text": "plans", "after_seconds": -1}],
+])
+def test_a_script_it_cannot_play_is_refused_with_the_reason(script):
+    with pytest.raises(flows.ScriptError):
+        flows.simulate(six_node_bot(), script, now=NOW)
+
+
+def test_time_passes_between_scripted_messages():
+    late = flows.simulate(six_node_bot(), [{"type": "text", "text": "plans"},
+                                           {"type": "button", "id": "pro", "after_seconds": 3600},
+                                           {"type": "timeout"}], now=NOW)
+    assert bot_lines(late)[-1] == "Thanks, pro it is."  # an answer beat the timeout event: it is still an answer
