@@ -153,6 +153,8 @@ class Walk:
             scope.write_variable(self.state, operation["name"], value)
             return False
         action = {key: render_all(item, self.lookup) for key, item in operation.items() if key != "type"}
+        if kind in ("opt_in", "opt_out"):
+            action.setdefault("category", "marketing")
         self.actions.append({"type": kind, **action})
         if kind == "tag" and action["tag"] not in self.contact["tags"]:
             self.contact["tags"].append(action["tag"])

@@ -294,3 +294,50 @@ def test_an_interactive_message_follows_the_clicked_buttons_edge():
     clicked = flows.step(chatbot, state, event={"type": "button", "id": "hours"}, context=context(1))
     typed = flows.step(chatbot, state, event={"type": "text", "text": "hours"}, context=context(1))
     assert texts(clicked["actions"]) == ["9 to 5"] and texts(typed["actions"]) == ["Anything else?"]
+
+
+def test_an_action_node_emits_its_crm_actions_and_closing_ends_the_session():
+    chatbot = bot(
+        [node("start", "start", trigger="any"),
+         node("crm", "action", actions=[
+             {"type": "set_variable", "name": "greeting", "value": "hi {{contact.name}}"},
+             {"type": "set_attribute", "name": "source", "value": "{{system.last_message}}"},
+             {"type": "set_lifecycle_stage", "stage": "customer"}, {"type": "untag", "tag": "cold"},
+             {"type": "opt_out"}, {"type": "assign_department", "department_id": "d-1"},
+             {"type": "close_conversation"}]),
+         node("never", "end", message="not reached")],
+        [edge("start", "crm"), edge("crm", "never")],
+    )
+    result = flows.start(chatbot, event={"type": "text", "text": "instagram"},
+                         context={"now": NOW, "contact": {"name": "Ana", "tags": ["cold", "vip"]}})
+    assert result["actions"] == [
+        {"type": "set_attribute", "name": "source", "value": "instagram"},
+        {"type": "set_lifecycle_stage", "stage": "customer"}, {"type": "untag", "tag": "cold"},
+        {"type": "opt_out", "category": "marketing"}, {"type": "assign_department", "department_id": "d-1"},
+        {"type": "close_conversation"}]
+    assert result["status"] == "ended"
+    assert result["state"]["globals"] == {"greeting": "hi Ana"}
+    assert result["contact"]["tags"] == ["vip"] and result["contact"]["attributes"] == {"source": "instagram"}
+    assert result["contact"]["lifecycle_stage"] == "customer"
+
+
+def test_messages_come_out_as_the_send_api_takes_them():
+    rows = {"button": "Slots", "sections": [{"title": "Mon", "rows": [{"id": "mon_9", "title": "09:00"}]}]}
+    chatbot = bot(
+        [node("start", "start", trigger="any"),
+         node("pic", "message", kind="image", link="https://cdn.example/{{vars.sku}}.jpg", caption="{{vars.sku}}"),
+         node("tpl", "message", kind="template", template_id="t-1", variables={"body": ["{{contact.name}}"]}),
+         node("slot", "question", text="When?", answer_type="choice", variable="slot", list=rows),
+         node("done", "end")],
+        [edge("start", "pic"), edge("pic", "tpl"), edge("tpl", "slot"), edge("slot", "done")],
+        variables={"sku": "K-1"},
+    )
+    result = flows.start(chatbot, event={"type": "text", "text": "hi"}, context=context())
+    assert [action["message"] for action in result["actions"]] == [
+        {"type": "image", "image": {"link": "https://cdn.example/K-1.jpg", "caption": "K-1"}},
+        {"type": "template", "template_id": "t-1", "variables": {"body": ["Ana"]}},
+        {"type": "interactive", "interactive": {"type": "list", "body": {"text": "When?"},
+                                                "action": {"button": "Slots", "sections": rows["sections"]}}},
+    ]
+    picked = flows.step(chatbot, stored(result), event={"type": "list", "id": "mon_9"}, context=context(1))
+    assert picked["state"]["globals"]["slot"] == "mon_9" and picked["status"] == "ended"
