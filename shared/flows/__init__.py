@@ -100,5 +100,5 @@ from shared.flows.nodes import NODE_TYPES, validate_node
 from shared.flows.runtime import start, step
 from shared.flows.simulate import ScriptError, simulate
 
-__all__ = ["NODE_TYPES", "ExpressionError", "ScriptError", "parse_expression", "simulate", "start", "step", "validate_bot",
-           "validate_node"]
+__all__ = ["NODE_TYPES", "ExpressionError", "ScriptError", "parse_expression", "simulate", "start", "step",
+           "validate_bot", "validate_node"]

@@ -137,7 +137,8 @@ class _Parser:
         position = self.tokens[self.index][2]
         root = self.take("name")
         if root not in ROOTS:
-            raise ExpressionError(f"unknown name {root!r} at {position + 1}: names start with one of {', '.join(ROOTS)}")
+            raise ExpressionError(f"unknown name {root!r} at {position + 1}: "
+                                  f"names start with one of {', '.join(ROOTS)}")
         parts: list[str | int] = [root]
         while self.kind in (".", "["):
             if self.take(self.kind) == ".":

@@ -65,8 +65,8 @@ def _edge_problems(flow_id: str, flow: dict[str, Any], nodes: dict[str, dict]) -
     problems, seen = [], set()
     for position, edge in enumerate(flow.get("edges") or []):
         if not well_formed(edge):
-            problems.append(_problem(flow_id, None, f"edges[{position}]",
-                                     "an edge is {id, source, target, sourceHandle}: node ids and a handle name as texts"))
+            problems.append(_problem(flow_id, None, f"edges[{position}]", "an edge is {id, source, target, "
+                                     "sourceHandle}: node ids and a handle name as texts"))
             continue
         source, target, name = edge.get("source"), edge.get("target"), handle(edge)
         label = f"edge {edge.get('id') or position}"
@@ -178,8 +178,8 @@ def _trigger_problems(bot: dict[str, Any]) -> list[dict[str, Any]]:
         for node in start_nodes(flow):
             for key in set(trigger_keys(data_of(node))):
                 owners[key].append((flow_id, node["id"]))
-    problems = [_problem(flow_id, node_id, "trigger",
-                         f"{trigger} {key!r} starts more than one node" if key else "more than one start answers any message")
+    problems = [_problem(flow_id, node_id, "trigger", f"{trigger} {key!r} starts more than one node" if key
+                         else "more than one start answers any message")
                 for (trigger, key), starts in owners.items() if len(starts) > 1 for flow_id, node_id in starts[1:]]
     main = bot["flows"].get(bot["main_flow_id"]) if isinstance(bot.get("main_flow_id"), str) else None
     if isinstance(main, dict) and not start_nodes(main):
