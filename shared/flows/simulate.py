@@ -34,7 +34,7 @@ def check_script(messages: Any) -> None:
         if not isinstance(message, dict) or message.get("type") not in SCRIPT_EVENTS:
             raise ScriptError(f"{where} must be an object whose type is one of {', '.join(SCRIPT_EVENTS)}")
         field = SCRIPT_EVENTS[message["type"]]
-        if field and (not isinstance(message.get(field), str) or not message[field]):
+        if field and not isinstance(message.get(field), str):
             raise ScriptError(f"{where}: a {message['type']} message needs its {field} as a text")
         wait = message.get("after_seconds", 0)
         if isinstance(wait, bool) or not isinstance(wait, (int, float)) or not 0 <= wait <= MAX_WAIT_SECONDS:

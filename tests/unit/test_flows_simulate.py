@@ -110,3 +110,8 @@ def test_time_passes_between_scripted_messages():
                                            {"type": "button", "id": "pro", "after_seconds": 3600},
                                            {"type": "timeout"}], now=NOW)
     assert bot_lines(late)[-1] == "Thanks, pro it is."  # an answer beat the timeout event: it is still an answer
+
+
+def test_an_empty_text_is_played_as_an_invalid_answer():
+    result = flows.simulate(six_node_bot(), [{"type": "text", "text": "plans"}, {"type": "text", "text": ""}], now=NOW)
+    assert bot_lines(result)[-1] == "Please tap Pro or Free"
