@@ -28,6 +28,7 @@ class ChatbotInvalidError(InvalidInputError):
     code = "chatbot_invalid"
 
 
+MAX_VERSION = 2**31 - 1
 NO_FLOW = {"flow_id": None, "node_id": None, "field": None, "message": "The chatbot has no flow yet"}
 
 
@@ -77,6 +78,8 @@ def list_versions(session: Session, *, chatbot: Chatbot) -> list[ChatbotVersion]
 
 
 def get_version(session: Session, *, chatbot: Chatbot, number: int) -> ChatbotVersion:
+    if not 1 <= number <= MAX_VERSION:  # past PostgreSQL's integer: no such version, not a failed statement
+        raise ChatbotVersionNotFoundError(f"chatbot version {number} not found", details={"field": "version"})
     version = session.execute(
         select(ChatbotVersion).where(ChatbotVersion.chatbot_id == chatbot.id, ChatbotVersion.number == number)
     ).scalar_one_or_none()

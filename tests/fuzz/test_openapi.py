@@ -2,7 +2,8 @@
 spec documents for it (status code, content type, body schema).
 
 Every operation gets a fresh organization with one of each thing its paths name (a contact, a number, a
-conversation, a department, a user, a tag, a segment, an attribute, a template), whose ids fill the path
+conversation, a department, a user, a tag, a segment, an attribute, a template, a published chatbot with
+its flow, a node and an edge), whose ids fill the path
 parameters, so the operations reach their real work rather than a 404; and a fresh org_admin, whose token is minted directly (nothing is posted to
 /auth/login, and throttles and revocations are flushed between operations, so the login throttle never builds
 up), so an operation that ends its own session (logout, a password change, deactivating oneself) spoils only
@@ -30,7 +31,18 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from shared.models import AttributeType, MessageTemplate
-from shared.services import attributes, contacts, conversations, numbers, segments, tags
+from shared.services import (
+    attributes,
+    chatbot_flows,
+    chatbot_versions,
+    chatbots,
+    contacts,
+    conversations,
+    flow_graph,
+    numbers,
+    segments,
+    tags,
+)
 from tests import factories
 from tests.conftest import app_settings
 from tests.fuzz.conftest import ANSWERED
@@ -65,7 +77,24 @@ def _seed(session, organization, n: int) -> dict[str, str]:
                                                   filters={"tags_any": ["vip"]}).id),
         "key": attributes.create_definition(session, org_id=organization.id, key="tier", label="Tier",
                                             type=AttributeType.text).key,
+        **_chatbot_seed(session, organization),
     }
+
+
+def _chatbot_seed(session, organization) -> dict[str, str]:
+    """A published chatbot: start → message → end, version 1 in use."""
+    chatbot = chatbots.create_chatbot(session, org_id=organization.id, name="Fuzz bot")
+    flow = chatbot_flows.create_flow(session, chatbot=chatbot, name="Main")
+    node = {"type": "start", "position": {"x": 0, "y": 0}, "data": {"trigger": "any"}}
+    flow_graph.replace_graph(session, flow=flow, nodes=[
+        {**node, "id": "start"},
+        {**node, "id": "hello", "type": "message", "data": {"kind": "text", "text": "Hello"}},
+        {**node, "id": "end", "type": "end", "data": {}},
+    ], edges=[{"id": "e1", "source": "start", "target": "hello", "sourceHandle": None},
+              {"id": "e2", "source": "hello", "target": "end", "sourceHandle": None}])
+    version = chatbot_versions.publish_chatbot(session, chatbot=chatbot, published_by_id=None)
+    return {"chatbot_id": str(chatbot.id), "flow_id": str(flow.id), "node_id": "hello", "edge_id": "e1",
+            "version": str(version.number)}
 
 
 def _fuzz(operation, headers: dict[str, str], ids: dict[str, str], mode: GenerationMode) -> list[str]:

@@ -316,6 +316,8 @@ def test_publish_then_rollback_and_versions_stay_as_published(client, admin, adm
     assert len(client.get(f"{API}/{bot['id']}/versions", headers=admin_headers).get_json()) == 2  # nothing new
     missing = client.post(f"{API}/{bot['id']}/rollback", json={"version": 9}, headers=admin_headers)
     assert (missing.status_code, missing.get_json()["code"]) == (404, "chatbot_version_not_found")
+    huge = client.get(f"{API}/{bot['id']}/versions/{2**70}", headers=admin_headers)
+    assert (huge.status_code, huge.get_json()["code"]) == (404, "chatbot_version_not_found")
 
 
 def test_simulate_a_small_flow_through_the_api(client, admin_headers, published):
