@@ -19,7 +19,7 @@ from web import request_context
 from web.api import register_blueprints
 from web.api_errors_doc import document_errors
 from web.errors import register_error_handlers
-from web.extensions import Api
+from web.extensions import Api, StrictJSONProvider
 from web.intake import WebhookIntake
 
 
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             }
         },
     )
-    app.json.sort_keys = False
+    app.json = StrictJSONProvider(app)
     request_context.init_app(app)
     web_db.init_app(app)
     auth.init_app(app)

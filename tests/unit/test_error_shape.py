@@ -72,6 +72,14 @@ def test_400_for_malformed_json(client, admin_headers):
     assert_error(response, 400, "bad_request")
 
 
+def test_400_for_nan_or_infinity_which_are_not_json(client, admin_headers):
+    # Python's parser takes them, PostgreSQL's jsonb does not: stored, they were a 500.
+    for constant in ("NaN", "Infinity", "-Infinity"):
+        response = client.post("/api/v1/chatbots", data='{"name": "Bot", "variables": {"x": %s}}' % constant,
+                               content_type="application/json", headers=admin_headers)
+        assert_error(response, 400, "bad_request")
+
+
 def test_415_for_a_body_that_is_not_json(client, admin_headers):
     response = client.post(
         "/api/v1/jobs/3f1b8f9e-0000-4000-8000-000000000000/cancel",

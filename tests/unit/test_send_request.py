@@ -50,7 +50,7 @@ def test_the_dispatcher_is_armed_once_and_only_after_commit(deliver, db_session,
     with monkeypatch.context() as patched:  # the request's one write is its INSERT (it commits as it runs)
         patched.setattr(send_context, "insert_queued", the_database_went_away)
         response = _reply(client, conversation, admin_headers)
-    assert response.status_code == 500
+    assert response.status_code == 503  # database_unavailable: nothing saved, try again
     assert _outbound(db_session) == [] and _armed(published) == []  # not saved, so nothing to send
 
     assert _reply(client, conversation, admin_headers, "First").status_code == 202
