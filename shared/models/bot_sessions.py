@@ -1,0 +1,50 @@
+"""Bot sessions: a conversation's run of a published chatbot version, as the bots pool advances it.
+
+One live session (active, waiting or handoff) per conversation: a partial unique index makes a second
+impossible. `state` is the interpreter's own (shared/flows: opaque here); `last_message_sequence` is the
+sequence of the last inbound message applied, so a redelivered step applies nothing twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from shared.models.base import Base, TenantMixin, pg_enum
+
+
+class BotSessionStatus(str, enum.Enum):
+    active = "active"  # running between two waits (a step in progress, an outside call pending)
+    waiting = "waiting"  # waits for the customer's answer (or a timeout)
+    handoff = "handoff"  # handed to an agent or the queue: the bot answers no more
+    ended = "ended"
+
+
+LIVE_BOT_SESSION_STATUSES = (BotSessionStatus.active, BotSessionStatus.waiting, BotSessionStatus.handoff)
+
+
+class BotSession(TenantMixin, Base):
+    __tablename__ = "bot_sessions"
+    __table_args__ = (
+        Index("uq_bot_sessions_conversation_id_live", "conversation_id", unique=True,
+              postgresql_where=text("status IN ('active', 'waiting', 'handoff')")),
+    )
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
+                                                       index=True)
+    chatbot_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("chatbots.id", ondelete="CASCADE"), index=True)
+    # The version the session started on and keeps running on, whatever is published later.
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[BotSessionStatus] = mapped_column(pg_enum(BotSessionStatus, "bot_session_status"),
+                                                     default=BotSessionStatus.active, server_default="active")
+    state: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict, server_default=text("'{}'::jsonb"))
+    # The last inbound message fed to the interpreter: its id, and its sequence (what "after" means).
+    last_message_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    last_message_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    ended_at: Mapped[dt.datetime | None]
