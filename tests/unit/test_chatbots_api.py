@@ -248,6 +248,26 @@ def test_a_flow_exported_in_the_react_flow_shape_and_imported_back_is_the_same_f
     assert client.get(graph_url(bot, copy), headers=admin_headers).get_json() == exported
 
 
+def test_a_graph_saved_as_react_flow_exports_it_keeps_the_flow_and_drops_the_view_state(client, admin_headers):
+    bot, flow = drafted_chatbot(client, admin_headers)
+    clean = client.get(graph_url(bot, flow), headers=admin_headers).get_json()
+    # What React Flow's toObject() gives: the flow plus the editor's view state.
+    exported = {
+        "nodes": [{**n, "width": 180, "height": 40, "selected": False, "dragging": False,
+                   "positionAbsolute": n["position"], "measured": {"width": 180, "height": 40}} for n in clean["nodes"]],
+        "edges": [{**e, "targetHandle": None, "type": "smoothstep", "animated": False, "selected": False}
+                  for e in clean["edges"]],
+        "viewport": {"x": 0, "y": 0, "zoom": 1},
+    }
+    copy = create_flow(client, admin_headers, bot, name="From the editor")
+    saved = client.put(graph_url(bot, copy), json=exported, headers=admin_headers)
+    assert saved.status_code == 200, saved.get_json()
+    assert saved.get_json() == clean
+    typo = {**exported, "nodes": [{**exported["nodes"][0], "dataa": {}}, *exported["nodes"][1:]]}
+    refused = client.put(graph_url(bot, copy), json=typo, headers=admin_headers)
+    assert refused.status_code == 422  # anything else unknown is still refused
+
+
 def test_a_whole_graph_with_problems_is_refused_with_each_and_changes_nothing(client, admin_headers):
     bot, flow = drafted_chatbot(client, admin_headers)
     before = client.get(graph_url(bot, flow), headers=admin_headers).get_json()
@@ -261,7 +281,7 @@ def test_a_whole_graph_with_problems_is_refused_with_each_and_changes_nothing(cl
         ("start", None, "trigger"), ("end", None, "id"), (None, "start-nowhere-None", "target")}
     assert client.get(graph_url(bot, flow), headers=admin_headers).get_json() == before
 
-    unknown_field = client.put(graph_url(bot, flow), json={"nodes": [{**node("a", "end"), "selected": True}],
+    unknown_field = client.put(graph_url(bot, flow), json={"nodes": [{**node("a", "end"), "colour": "red"}],
                                                            "edges": []}, headers=admin_headers)
     assert (unknown_field.status_code, unknown_field.get_json()["code"]) == (422, "validation_error")
 

@@ -120,11 +120,41 @@ class GraphSchema(ma.Schema):
     edges = ma.fields.List(ma.fields.Nested(EdgeSchema))
 
 
+# What React Flow's own export (`toObject()`) adds to nodes, edges and the graph: the editor's view state, not the
+# flow. A graph saved as the editor exports it is taken with these dropped; any other unknown field is refused.
+REACT_FLOW_NODE_VIEW = frozenset({"width", "height", "measured", "selected", "dragging", "resizing", "positionAbsolute",
+                                  "sourcePosition", "targetPosition", "hidden", "zIndex", "draggable", "selectable",
+                                  "connectable", "deletable", "focusable", "style", "className", "parentId", "extent",
+                                  "expandParent", "ariaLabel", "origin", "dragHandle"})
+REACT_FLOW_EDGE_VIEW = frozenset({"targetHandle", "type", "animated", "label", "labelStyle", "labelShowBg",
+                                  "labelBgStyle", "style", "className", "markerStart", "markerEnd", "selected",
+                                  "hidden", "zIndex", "interactionWidth", "focusable", "deletable", "selectable",
+                                  "pathOptions", "ariaLabel"})
+REACT_FLOW_GRAPH_VIEW = frozenset({"viewport"})
+
+
+def _without(keys: frozenset[str]):
+    @ma.pre_load
+    def drop(self, data, **kwargs):
+        return {k: v for k, v in data.items() if k not in keys} if isinstance(data, dict) else data
+
+    return drop
+
+
+class GraphNodeSchema(NodeCreateSchema):
+    _drop_view_state = _without(REACT_FLOW_NODE_VIEW)
+
+
+class GraphEdgeSchema(EdgeCreateSchema):
+    _drop_view_state = _without(REACT_FLOW_EDGE_VIEW)
+
+
 class GraphUpdateSchema(StrictSchema):
-    nodes = ma.fields.List(ma.fields.Nested(NodeCreateSchema), required=True,
+    nodes = ma.fields.List(ma.fields.Nested(GraphNodeSchema), required=True,
                            validate=ma.validate.Length(max=MAX_NODES))
-    edges = ma.fields.List(ma.fields.Nested(EdgeCreateSchema), required=True,
+    edges = ma.fields.List(ma.fields.Nested(GraphEdgeSchema), required=True,
                            validate=ma.validate.Length(max=MAX_EDGES))
+    _drop_view_state = _without(REACT_FLOW_GRAPH_VIEW)
 
 
 class VersionSchema(ma.Schema):
