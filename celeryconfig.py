@@ -67,6 +67,7 @@ imports = (
     "workers.tasks.webhooks",
     "workers.tasks.whatsapp",
     "workers.tasks.sends",
+    "workers.tasks.bots",
     *_settings.extra_task_modules,
 )
 

@@ -28,6 +28,9 @@ DRAIN_WEBHOOKS = "webhooks.drain"  # the waiting rows, in arrival order, in batc
 FETCH_MEDIA = "webhooks.fetch_media"
 ASSIGN_WAITING = "webhooks.assign_waiting"
 
+# bots: one step of a conversation's bot session at a time (shared/services/bot_runtime.py)
+BOT_STEP = "bots.step"
+
 # sends: one dispatcher per number at a time sends its due messages in batches, paced by the shared limiter
 DISPATCH_NUMBER = "sends.dispatch_number"
 SEND_MESSAGE = "sends.send_message"  # the per-message task of before: kept so a message still in a broker re-arms

@@ -8,9 +8,11 @@ once too), then, in arrival order, the 24 h window moved forward, counters count
 opt-in keywords recorded in the consent ledger at the customer's time with a confirmation reply in
 the organization's language (shared/languages.py, messages.queue_message; a keyword Meta delivers
 after a later one is recorded but changes and answers nothing),
-media fetched by a task of its own. Each conversation is then handed to its agent once per batch
-(automatic assignment); a blocked contact's messages are stored but not routed. Statuses in the
-same changes go to the status handling (shared/services/statuses.py).
+media fetched by a task of its own. Each conversation is then handed, once per batch, to its bot
+(a live bot session, or the number's active published default chatbot: one `bots.step` after commit,
+shared/services/bot_runtime.py) or else to its agent (automatic assignment); a blocked contact's
+messages are stored but not routed. Statuses in the same changes go to the status handling
+(shared/services/statuses.py).
 
 Order: the caller (shared/services/webhooks.py) applies batches one at a time in arrival order,
 and the messages are inserted in that order, so their `sequence` is the order they came in and a
@@ -39,6 +41,7 @@ from shared.models import (
     ConsentSource,
     Contact,
     Conversation,
+    ConversationOwner,
     Direction,
     Message,
     MessageStatus,
@@ -47,9 +50,19 @@ from shared.models import (
     WhatsAppNumber,
 )
 from shared.models.base import utcnow
-from shared.queueing.names import FETCH_MEDIA
+from shared.queueing.names import BOT_STEP, FETCH_MEDIA
 from shared.queueing.publish import enqueue_on_commit
-from shared.services import alerts, assignment, button_replies, consent, contacts, conversations, messages, statuses
+from shared.services import (
+    alerts,
+    assignment,
+    bot_runtime,
+    button_replies,
+    consent,
+    contacts,
+    conversations,
+    messages,
+    statuses,
+)
 from shared.whatsapp.outbound import MEDIA_TYPES
 from shared.whatsapp.payloads import InboundMessage, MessagesChange, WebhookError
 
@@ -269,8 +282,15 @@ def _record_many(session: Session, *, org: Organization, arrivals: list[_Arrival
                        message=by_wamid[message.wamid].message)
         touched[conversation.id] = (conversation, contact)
     no_agent_for: set[uuid.UUID | None] = set()  # departments found without an agent with room, this batch
-    for conversation, contact in touched.values():
-        if contact.is_blocked or conversation.assigned_agent_id is not None:
+    routable = [conversation for conversation, contact in touched.values()
+                if not contact.is_blocked and conversation.assigned_agent_id is None]
+    to_bot = bot_runtime.conversations_for_bots(
+        session, org_id=org.id, conversations=routable,
+        numbers={arrival.number.id: arrival.number for arrival in arrivals})
+    for conversation in routable:
+        if conversation.id in to_bot:  # its bot answers first, one step per conversation after commit
+            conversation.owner = ConversationOwner.bot
+            enqueue_on_commit(session, BOT_STEP, org_id=str(org.id), conversation_id=str(conversation.id))
             continue
         if conversation.department_id in no_agent_for:
             assignment.queue_unassigned(session, conversation=conversation)
