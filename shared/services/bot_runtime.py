@@ -76,8 +76,8 @@ def conversations_for_bots(session: Session, *, org_id: uuid.UUID, conversations
     ready = set(session.execute(
         select(Chatbot.id).where(Chatbot.id.in_(default_ids), Chatbot.is_active, Chatbot.live_version.is_not(None))
     ).scalars()) if default_ids else set()
-    return {c.id for c in conversations
-            if (live[c.id] in _STEPPING if c.id in live else numbers[c.number_id].default_chatbot_id in ready)}
+    return {c.id for c in conversations if c.owner != ConversationOwner.agent  # an agent took it over
+            and (live[c.id] in _STEPPING if c.id in live else numbers[c.number_id].default_chatbot_id in ready)}
 
 
 def event_of(message: Message) -> dict[str, Any]:
@@ -115,6 +115,14 @@ def _newest_unapplied(session: Session, conversation: Conversation, after: int) 
     ).scalar_one_or_none()
 
 
+def _agent_replied_since(session: Session, conversation: Conversation, bot_session: BotSession) -> bool:
+    return session.execute(
+        select(Message.id).where(Message.conversation_id == conversation.id, Message.direction == Direction.outbound,
+                                 Message.sender_type == SenderType.agent,
+                                 Message.created_at >= bot_session.created_at).limit(1)
+    ).first() is not None
+
+
 def step_conversation(session: Session, *, org_id: uuid.UUID | str, conversation_id: uuid.UUID | str) -> str:
     """Advance the conversation's bot by its newest unapplied inbound message; what happened, for the log."""
     conversation = session.execute(
@@ -134,6 +142,12 @@ def step_conversation(session: Session, *, org_id: uuid.UUID | str, conversation
     ).scalar_one_or_none()
     if bot_session is not None and bot_session.status not in _STEPPING:
         return "handed_off"
+    if bot_session is not None and _agent_replied_since(session, conversation, bot_session):
+        # An agent answered while the bot waited: the agent has the conversation, the bot answers no more.
+        bot_session.status, bot_session.ended_at = BotSessionStatus.ended, utcnow()
+        conversation.owner = ConversationOwner.agent
+        session.flush()
+        return "agent_replied"
     # Every session of the conversation, ended ones too, marks what was applied: a message is fed once.
     after = session.execute(select(func.coalesce(func.max(BotSession.last_message_sequence), 0))
                             .where(BotSession.conversation_id == conversation.id)).scalar_one()

@@ -14,16 +14,20 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, false, or_, select, tuple_
+from sqlalchemy import Select, and_, exists, false, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.db import get_owned
 from shared.errors import InvalidInputError, NotFoundError
 from shared.models import (
+    LIVE_BOT_SESSION_STATUSES,
     OPEN_STATUSES,
+    BotSession,
+    BotSessionStatus,
     Contact,
     Conversation,
+    ConversationOwner,
     ConversationStatus,
     Direction,
     Message,
@@ -232,6 +236,13 @@ def set_status(session: Session, *, conversation: Conversation, status: Conversa
         if conversation.resolved_at is None:
             conversation.resolved_at = now
         conversation.waiting_since = None
+        # A closed conversation lets its bot start again on the next message: its bot session (waiting, or
+        # handed off to agents) ends, and an unassigned one belongs to nobody.
+        session.execute(update(BotSession).where(
+            BotSession.conversation_id == conversation.id, BotSession.status.in_(LIVE_BOT_SESSION_STATUSES),
+        ).values(status=BotSessionStatus.ended, ended_at=now).execution_options(synchronize_session=False))
+        if conversation.assigned_agent_id is None:
+            conversation.owner = ConversationOwner.none
     elif conversation.status not in OPEN_STATUSES:
         conversation.resolved_at = None
         if conversation.assigned_agent_id is None:

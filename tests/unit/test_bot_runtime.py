@@ -168,3 +168,26 @@ def test_without_an_active_published_default_chatbot_the_agents_path_is_unchange
     deliver(inbound(text("plans")))
     assert the_conversation(db_session).assigned_agent_id == agent.id
     assert BOT_STEP not in [name for name, _ in published]
+
+
+def test_an_agent_who_replies_stops_the_bot_and_closing_lets_it_start_again(deliver, db_session, client,
+                                                                             admin_headers, chatbot, run_steps):
+    deliver(inbound(text("plans")))
+    run_steps()  # the bot asked "Which plan?"
+    conversation = the_conversation(db_session)
+    answer = client.post(f"/api/v1/conversations/{conversation.id}/messages",
+                         json={"type": "text", "text": {"body": "I can help you choose"}}, headers=admin_headers)
+    assert answer.status_code == 202
+    replies = len(bot_messages(db_session))
+    deliver(inbound(button("pro", "Pro")))
+    assert run_steps() == ["agent_replied"]  # the bot does not answer over the agent
+    assert len(bot_messages(db_session)) == replies
+    assert the_session(db_session).status == BotSessionStatus.ended
+    assert the_conversation(db_session).owner.value == "agent"
+    deliver(inbound(text("plans")))
+    assert run_steps() == []  # the agent has it: no bot step at all
+
+    closed = client.post(f"/api/v1/conversations/{conversation.id}/close", headers=admin_headers)
+    assert closed.status_code == 200 and closed.get_json()["owner"] == "none"
+    deliver(inbound(text("plans")))  # a new question after it closed: the bot answers first again
+    assert run_steps() == ["started"]
