@@ -14,9 +14,11 @@ line); the earlier lines are marked applied with it. Idempotency: a redelivered 
 after `last_message_sequence` and changes nothing; bot replies also carry an idempotency key per
 inbound message and action, so even a replayed step cannot queue a reply twice.
 
+An agent's reply stops the bot: the next step ends the session and gives the conversation to the agent
+(closing the conversation, shared/services/conversations.set_status, ends a live session too).
+
 Not performed yet (logged): call_api / call_ai (their sessions stay waiting on the outside call),
-opt_in / opt_out, set_attribute. Question timeouts (beat) and an agent's reply stopping the bot are
-not wired yet either.
+opt_in / opt_out, set_attribute. Question timeouts (beat) are not wired yet either.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from shared.models import (
     WhatsAppNumber,
 )
 from shared.models.base import utcnow
-from shared.services import assignment, conversations, messages, tags
+from shared.services import assignment, contacts, conversations, messages, tags
 
 log = structlog.get_logger(__name__)
 
@@ -229,7 +231,7 @@ def _perform(session: Session, *, org: Organization, conversation: Conversation,
         elif kind == "set_lifecycle_stage":
             contact.lifecycle_stage = action["stage"]
         elif kind == "change_lead_score":
-            contact.lead_score = (contact.lead_score or 0) + int(action["delta"])
+            contacts.adjust_lead_score(session, contact=contact, delta=int(action["delta"]))
         elif kind == "assign_department":
             conversation.department_id = _department(action.get("department_id")) or conversation.department_id
         elif kind == "close_conversation":
