@@ -1,7 +1,7 @@
 """Every model module, imported so Alembic's autogenerate sees the whole metadata."""
 
 from shared.models.alerts import Alert
-from shared.models.bot_sessions import LIVE_BOT_SESSION_STATUSES, BotSession, BotSessionStatus
+from shared.models.bot_sessions import LIVE_BOT_SESSION_STATUSES, BotEndReason, BotSession, BotSessionStatus
 from shared.models.chatbots import Chatbot, ChatbotFlow, ChatbotVersion, FlowEdge, FlowNode
 from shared.models.base import Base, SoftDeleteMixin, TenantMixin
 from shared.models.contacts import (
@@ -51,6 +51,7 @@ from shared.models.tenancy import (
 
 __all__ = [
     "Alert",
+    "BotEndReason",
     "BotSession",
     "BotSessionStatus",
     "LIVE_BOT_SESSION_STATUSES",

@@ -12,7 +12,7 @@ import enum
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,6 +26,14 @@ class BotSessionStatus(str, enum.Enum):
     ended = "ended"
 
 
+class BotEndReason(str, enum.Enum):
+    completed = "completed"  # the flow reached its end
+    handoff = "handoff"  # handed to an agent or the queue (status handoff until the conversation closes)
+    agent = "agent"  # an agent replied or took the conversation while the bot had it
+    closed = "closed"  # the conversation was closed while the bot had it
+    expired = "expired"  # the customer stopped answering (no timeout branch; the idle limit passed)
+
+
 LIVE_BOT_SESSION_STATUSES = (BotSessionStatus.active, BotSessionStatus.waiting, BotSessionStatus.handoff)
 
 
@@ -34,6 +42,9 @@ class BotSession(TenantMixin, Base):
     __table_args__ = (
         Index("uq_bot_sessions_conversation_id_live", "conversation_id", unique=True,
               postgresql_where=text("status IN ('active', 'waiting', 'handoff')")),
+        Index("ix_bot_sessions_due_at_live", "due_at",
+              postgresql_where=text("status IN ('active', 'waiting') AND due_at IS NOT NULL")),
+        Index("ix_bot_sessions_chatbot_id_created_at", "chatbot_id", "created_at"),
     )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"),
@@ -48,3 +59,9 @@ class BotSession(TenantMixin, Base):
     last_message_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     last_message_sequence: Mapped[int | None] = mapped_column(BigInteger)
     ended_at: Mapped[dt.datetime | None]
+    # When beat must act on the session: a question's timeout, an outside call given up, an idle expiry.
+    due_at: Mapped[dt.datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(32))  # BotEndReason's values
+    timeouts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The nodes the session has visited, once each, as "flow_id/node_id": the per-node statistics.
+    path: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
