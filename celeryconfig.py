@@ -12,6 +12,7 @@ from shared.queueing.names import (
     EXPIRE_TRIALS,
     QUEUES,
     REPLAY_EVENT_LOG,
+    SWEEP_BOTS,
     SWEEP_MESSAGES,
     SWEEP_STALE_JOBS,
     queue_for,
@@ -86,6 +87,11 @@ beat_schedule = {
         "task": REPLAY_EVENT_LOG,
         "schedule": _settings.sweep_interval_seconds,
         "options": {"expires": _settings.sweep_interval_seconds},
+    },
+    "bots-due": {
+        "task": SWEEP_BOTS,
+        "schedule": _settings.bot_due_interval_seconds,
+        "options": {"expires": _settings.bot_due_interval_seconds},
     },
     "expire-trials": {
         "task": EXPIRE_TRIALS,

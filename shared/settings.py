@@ -94,6 +94,14 @@ class Settings:
     send_lease_seconds: int = 60
     # After Meta's 131026 (undeliverable) for a contact on a number, marketing to them there waits this long.
     unreachable_hours: int = 72
+    # Bots: quiet time after a customer's newest message before the bot steps, so a burst gets one answer;
+    # how often beat looks for due question timeouts and lost outside calls; a session waiting this long
+    # for an answer without a timeout of its own ends (counted as dropped); extra time an outside call
+    # gets past its own timeout before it counts as lost.
+    bot_burst_seconds: float = 0.5
+    bot_due_interval_seconds: float = 5.0
+    bot_idle_expiry_seconds: int = 86_400
+    bot_call_grace_seconds: int = 30
     # Extra task modules a worker imports (the integration tests load their probe tasks this way).
     extra_task_modules: tuple[str, ...] = ()
 
@@ -153,6 +161,10 @@ class Settings:
             "PING_TIMEOUT_SECONDS": ("ping_timeout_seconds", float),
             "SEND_LEASE_SECONDS": ("send_lease_seconds", int),
             "UNREACHABLE_HOURS": ("unreachable_hours", int),
+            "BOT_BURST_SECONDS": ("bot_burst_seconds", float),
+            "BOT_DUE_INTERVAL_SECONDS": ("bot_due_interval_seconds", float),
+            "BOT_IDLE_EXPIRY_SECONDS": ("bot_idle_expiry_seconds", int),
+            "BOT_CALL_GRACE_SECONDS": ("bot_call_grace_seconds", int),
             "PYTAKE_EXTRA_TASK_MODULES": ("extra_task_modules", _csv),
             "WHATSAPP_API_BASE": ("whatsapp_api_base", str),
             "SANDBOX_PORT": ("sandbox_port", int),

@@ -107,6 +107,7 @@ def settings(service_urls) -> Settings:
         data_dir=TEST_DATA_DIR,
         log_level="WARNING",
         password_hash_rounds=4,
+        bot_burst_seconds=0.0,  # in-process bot steps run at once; the burst window has its own tests
     )
     use_settings(test_settings)
     yield test_settings
@@ -168,9 +169,9 @@ def db_session(migrated):
 
 @pytest.fixture
 def published():
-    """Every task publish, as (task_name, kwargs), instead of sending to the broker."""
+    """Every task publish, as (task_name, kwargs), instead of sending to the broker (a delay is not recorded)."""
     sent: list[tuple[str, dict]] = []
-    publish.set_publisher(lambda name, kwargs: sent.append((name, kwargs)))
+    publish.set_publisher(lambda name, kwargs, countdown=None: sent.append((name, kwargs)))
     yield sent
     publish.set_publisher(None)
 

@@ -30,6 +30,9 @@ ASSIGN_WAITING = "webhooks.assign_waiting"
 
 # bots: one step of a conversation's bot session at a time (shared/services/bot_runtime.py)
 BOT_STEP = "bots.step"
+BOT_CALL = "bots.call"  # a session's outside call (API or AI), made outside any transaction, then its result applied
+BOT_FIRE_DUE = "bots.fire_due"  # a session whose due_at passed: a question's timeout, a lost call, an idle expiry
+SWEEP_BOTS = "bots.sweep_due"  # beat: publishes fire_due for due sessions, and steps whose publish was lost
 
 # sends: one dispatcher per number at a time sends its due messages in batches, paced by the shared limiter
 DISPATCH_NUMBER = "sends.dispatch_number"

@@ -20,13 +20,14 @@ from shared.queueing.names import queue_for
 log = structlog.get_logger(__name__)
 _KIND = "publish"
 
-Publisher = Callable[[str, dict[str, Any]], None]
+# (task name, kwargs); a delayed publish also passes countdown= (seconds).
+Publisher = Callable[..., None]
 
 
-def _send_with_celery(task_name: str, kwargs: dict[str, Any]) -> None:
+def _send_with_celery(task_name: str, kwargs: dict[str, Any], countdown: float | None = None) -> None:
     from shared.queueing.celery_app import celery_app
 
-    celery_app.send_task(task_name, kwargs=kwargs, queue=queue_for(task_name))
+    celery_app.send_task(task_name, kwargs=kwargs, queue=queue_for(task_name), countdown=countdown)
 
 
 _publisher: Publisher = _send_with_celery
@@ -38,8 +39,8 @@ def set_publisher(publisher: Publisher | None) -> None:
     _publisher = publisher or _send_with_celery
 
 
-def enqueue_on_commit(session: Session, task_name: str, **kwargs: Any) -> None:
-    """Queue `task_name(**kwargs)` to be published once `session` commits.
+def enqueue_on_commit(session: Session, task_name: str, *, countdown: float | None = None, **kwargs: Any) -> None:
+    """Queue `task_name(**kwargs)` to be published once `session` commits (run `countdown` seconds later).
 
     Arguments must be JSON primitives and ids (DESIGN §4.3); `org_id` is required so
     the task can bind its tenant.
@@ -48,18 +49,25 @@ def enqueue_on_commit(session: Session, task_name: str, **kwargs: Any) -> None:
     if "org_id" not in kwargs:
         raise ValueError(f"{task_name}: tasks always carry org_id")
     payload = json.loads(json.dumps(kwargs, default=str))  # ids become strings; anything else fails here
-    aftercommit.defer(session, _KIND, (task_name, payload))
+    aftercommit.defer(session, _KIND, (task_name, payload, countdown))
 
 
-def publish_now(task_name: str, **kwargs: Any) -> None:
+def publish_now(task_name: str, *, countdown: float | None = None, **kwargs: Any) -> None:
     """Publish outside any transaction (beat fan-outs, sweeps re-enqueueing committed intents)."""
-    _publisher(task_name, json.loads(json.dumps(kwargs, default=str)))
+    _publish(task_name, json.loads(json.dumps(kwargs, default=str)), countdown)
 
 
-def _publish_all(pending: list[tuple[str, dict[str, Any]]]) -> None:
-    for task_name, kwargs in pending:
+def _publish(task_name: str, kwargs: dict[str, Any], countdown: float | None) -> None:
+    if countdown:
+        _publisher(task_name, kwargs, countdown=countdown)
+    else:
+        _publisher(task_name, kwargs)
+
+
+def _publish_all(pending: list[tuple[str, dict[str, Any], float | None]]) -> None:
+    for task_name, kwargs, countdown in pending:
         try:
-            _publisher(task_name, kwargs)
+            _publish(task_name, kwargs, countdown)
         except Exception:  # the intent is committed; the sweep will publish it again
             log.exception("queueing.publish_failed", task=task_name)
 

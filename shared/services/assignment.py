@@ -23,6 +23,7 @@ from shared.errors import InvalidInputError
 from shared.models import (
     OPEN_STATUSES,
     Availability,
+    BotEndReason,
     Conversation,
     ConversationOwner,
     Department,
@@ -31,6 +32,7 @@ from shared.models import (
 )
 from shared.models.base import utcnow
 from shared.permissions import Role
+from shared.services import bot_sessions
 from shared.services.conversations import get_conversation
 
 ASSIGNABLE_ROLES = (Role.agent, Role.org_admin)
@@ -177,6 +179,9 @@ def assign(session: Session, *, conversation: Conversation, actor_id: uuid.UUID,
     if agent_id is not None:
         _give(session, conversation, _assignee(session, org_id=conversation.organization_id, agent_id=agent_id),
               actor_id=actor_id, how="manual")
+        # A person who takes the conversation stops its bot (a handed-off session already waits for them).
+        bot_sessions.end_live(session, conversation_id=conversation.id, reason=BotEndReason.agent,
+                              statuses=bot_sessions.STEPPING)
     elif conversation.assigned_agent_id is None:
         auto_assign(session, conversation=conversation)
     session.flush()

@@ -1,4 +1,5 @@
-"""Bots pipeline: a conversation's bot session advanced by its customer's messages (issue 11).
+"""Bots pipeline: a conversation's bot session advanced by its customer's messages, its question
+timeouts and its outside calls (issue 11).
 
 The inbound pipeline hands a conversation to its bot (`conversations_for_bots`: a live session that
 is not waiting for an agent, or the number's active default chatbot with a live version) and
@@ -6,34 +7,45 @@ publishes one `bots.step` per conversation after commit. `step_conversation` the
 locks the conversation row (one step per conversation at a time, a session's start included), finds
 the live session or starts one with `flows.start` on the chatbot's live version (a session keeps the
 version it started on), feeds the interpreter the customer's newest inbound message after the last one
-applied, performs the actions that need no outside call, and saves the state with the message applied.
+applied, performs the actions (shared/services/bot_actions.py), and saves the state with the message
+applied.
 
-Bursts: the inbound messages after `last_message_sequence` are coalesced into ONE step over the
-newest of them (a customer who types three lines before the bot answers gets one answer, to the last
-line); the earlier lines are marked applied with it. Idempotency: a redelivered task finds nothing
-after `last_message_sequence` and changes nothing; bot replies also carry an idempotency key per
-inbound message and action, so even a replayed step cannot queue a reply twice.
+Bursts: a step waits until the customer has been quiet for BOT_BURST_SECONDS (it publishes itself
+again for the rest of that time), then the inbound messages after `last_message_sequence` are
+coalesced into ONE step: over the newest of them, or for a new session over the newest one that names
+a trigger (a keyword, an ad, a button payload) when the newest only matches an "any" trigger. The
+earlier lines are marked applied with it. Idempotency: a redelivered task finds nothing after
+`last_message_sequence` and changes nothing; bot replies carry an idempotency key per inbound message
+(or wait) and action, so even a replayed step cannot queue a reply twice.
 
-An agent's reply stops the bot: the next step ends the session and gives the conversation to the agent
-(closing the conversation, shared/services/conversations.set_status, ends a live session too).
+Waits: a session's `due_at` says when beat must act on it (`due_sessions`, `fire_due`): a question's
+timeout (the interpreter's "timeout" event, once per wait: the wait id changes when it is followed),
+an outside call that never came back (its failure branch), or a customer silent for
+BOT_IDLE_EXPIRY_SECONDS on a question without a timeout (the session ends, "expired").
 
-Not performed yet (logged): call_api / call_ai (their sessions stay waiting on the outside call),
-opt_in / opt_out, set_attribute. Question timeouts (beat) are not wired yet either.
+Outside calls: a step that ends waiting on an API or AI call saves the call (`pending_call`) and
+publishes `bots.call` after commit; the call is made outside any transaction and its result applied by
+`apply_call_result` under the conversation's lock, if the session still waits on that call.
+
+An agent's reply or assignment stops the bot (the session ends, the conversation is the agent's);
+closing the conversation ends its session too (shared/services/bot_sessions.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
 from shared import flows
-from shared.errors import DomainError
+from shared.flows.triggers import find_start
 from shared.models import (
     LIVE_BOT_SESSION_STATUSES,
+    BotEndReason,
     BotSession,
     BotSessionStatus,
     Chatbot,
@@ -41,7 +53,6 @@ from shared.models import (
     Contact,
     Conversation,
     ConversationOwner,
-    ConversationStatus,
     Direction,
     Message,
     Organization,
@@ -49,14 +60,18 @@ from shared.models import (
     WhatsAppNumber,
 )
 from shared.models.base import utcnow
-from shared.services import assignment, contacts, conversations, messages, tags
+from shared.queueing.names import BOT_CALL, BOT_STEP
+from shared.queueing.publish import enqueue_on_commit
+from shared.services import assignment, bot_actions
+from shared.services.bot_sessions import STEPPING
+from shared.settings import get_settings
 
 log = structlog.get_logger(__name__)
 
 # The interpreter's state status -> the session row's.
 _STATUS = {"running": BotSessionStatus.active, "waiting": BotSessionStatus.waiting,
            "handoff": BotSessionStatus.handoff, "ended": BotSessionStatus.ended}
-_STEPPING = (BotSessionStatus.active, BotSessionStatus.waiting)
+BURST_LOOKBACK = 20  # the newest unapplied messages a new session's trigger is looked for in
 
 
 def conversations_for_bots(session: Session, *, org_id: uuid.UUID, conversations: list[Conversation],
@@ -79,7 +94,7 @@ def conversations_for_bots(session: Session, *, org_id: uuid.UUID, conversations
         select(Chatbot.id).where(Chatbot.id.in_(default_ids), Chatbot.is_active, Chatbot.live_version.is_not(None))
     ).scalars()) if default_ids else set()
     return {c.id for c in conversations if c.owner != ConversationOwner.agent  # an agent took it over
-            and (live[c.id] in _STEPPING if c.id in live else numbers[c.number_id].default_chatbot_id in ready)}
+            and (live[c.id] in STEPPING if c.id in live else numbers[c.number_id].default_chatbot_id in ready)}
 
 
 def event_of(message: Message) -> dict[str, Any]:
@@ -101,19 +116,37 @@ def event_of(message: Message) -> dict[str, Any]:
     return event
 
 
-def _context(org: Organization, number: WhatsAppNumber, contact: Contact) -> dict[str, Any]:
-    return {"now": utcnow(), "timezone": org.timezone, "number": f"+{number.display_phone_number}",
-            "contact": {"name": contact.name or contact.profile_name, "phone": contact.phone_e164,
-                        "email": contact.email, "lead_score": contact.lead_score,
-                        "lifecycle_stage": contact.lifecycle_stage, "tags": [tag.name for tag in contact.tags],
-                        "attributes": dict(contact.custom_attributes or {})}}
+class _Turn:
+    """What one step works with: the locked conversation, its contact, organization, number and session."""
+
+    def __init__(self, session: Session, conversation: Conversation) -> None:
+        self.session, self.conversation = session, conversation
+        self.contact = session.get(Contact, conversation.contact_id)
+        self.org = session.get(Organization, conversation.organization_id)
+        self.number = session.get(WhatsAppNumber, conversation.number_id)
+
+    def context(self) -> dict[str, Any]:
+        contact = self.contact
+        return {"now": utcnow(), "timezone": self.org.timezone, "number": f"+{self.number.display_phone_number}",
+                "default_country": self.org.default_country,
+                "contact": {"name": contact.name or contact.profile_name, "phone": contact.phone_e164,
+                            "email": contact.email, "lead_score": contact.lead_score,
+                            "lifecycle_stage": contact.lifecycle_stage, "tags": [tag.name for tag in contact.tags],
+                            "attributes": dict(contact.custom_attributes or {})}}
 
 
-def _newest_unapplied(session: Session, conversation: Conversation, after: int) -> Message | None:
+def _lock_conversation(session: Session, org_id: uuid.UUID | str, conversation_id: uuid.UUID | str
+                       ) -> Conversation | None:
     return session.execute(
-        select(Message).where(Message.conversation_id == conversation.id, Message.direction == Direction.inbound,
-                              Message.sequence > after)
-        .order_by(Message.sequence.desc()).limit(1)
+        select(Conversation).where(Conversation.organization_id == uuid.UUID(str(org_id)),
+                                   Conversation.id == uuid.UUID(str(conversation_id))).with_for_update()
+    ).scalar_one_or_none()
+
+
+def _live_session(session: Session, conversation: Conversation) -> BotSession | None:
+    return session.execute(
+        select(BotSession).where(BotSession.conversation_id == conversation.id,
+                                 BotSession.status.in_(LIVE_BOT_SESSION_STATUSES)).with_for_update()
     ).scalar_one_or_none()
 
 
@@ -125,77 +158,152 @@ def _agent_replied_since(session: Session, conversation: Conversation, bot_sessi
     ).first() is not None
 
 
-def step_conversation(session: Session, *, org_id: uuid.UUID | str, conversation_id: uuid.UUID | str) -> str:
-    """Advance the conversation's bot by its newest unapplied inbound message; what happened, for the log."""
-    conversation = session.execute(
-        select(Conversation).where(Conversation.organization_id == uuid.UUID(str(org_id)),
-                                   Conversation.id == uuid.UUID(str(conversation_id))).with_for_update()
-    ).scalar_one_or_none()
-    if conversation is None:
-        return "no_conversation"
+def _bot_out(session: Session, conversation: Conversation, bot_session: BotSession | None) -> str | None:
+    """Why the bot may not act on this conversation now (None: it may); an agent's reply ends its session."""
     if conversation.assigned_agent_id is not None:
-        return "agent_owned"  # an agent has it: the bot stays out
-    contact = session.get(Contact, conversation.contact_id)
-    if contact.is_blocked:
+        return "agent_owned"
+    if session.get(Contact, conversation.contact_id).is_blocked:
         return "blocked"
-    bot_session = session.execute(
-        select(BotSession).where(BotSession.conversation_id == conversation.id,
-                                 BotSession.status.in_(LIVE_BOT_SESSION_STATUSES)).with_for_update()
-    ).scalar_one_or_none()
-    if bot_session is not None and bot_session.status not in _STEPPING:
+    if bot_session is not None and bot_session.status not in STEPPING:
         return "handed_off"
     if bot_session is not None and _agent_replied_since(session, conversation, bot_session):
         # An agent answered while the bot waited: the agent has the conversation, the bot answers no more.
-        bot_session.status, bot_session.ended_at = BotSessionStatus.ended, utcnow()
+        _end(bot_session, BotEndReason.agent)
         conversation.owner = ConversationOwner.agent
         session.flush()
         return "agent_replied"
+    return None
+
+
+def _end(bot_session: BotSession, reason: BotEndReason) -> None:
+    bot_session.status, bot_session.ended_at = BotSessionStatus.ended, utcnow()
+    bot_session.due_at, bot_session.pending_call = None, None
+    bot_session.end_reason = bot_session.end_reason or reason.value
+
+
+def _applied_up_to(session: Session, conversation: Conversation) -> int:
     # Every session of the conversation, ended ones too, marks what was applied: a message is fed once.
-    after = session.execute(select(func.coalesce(func.max(BotSession.last_message_sequence), 0))
-                            .where(BotSession.conversation_id == conversation.id)).scalar_one()
-    message = _newest_unapplied(session, conversation, after)
-    if message is None:
-        return "nothing_new"  # a redelivered step, or one whose messages a previous step took
-    org = session.get(Organization, conversation.organization_id)
-    number = session.get(WhatsAppNumber, conversation.number_id)
-    context = _context(org, number, contact)
-    event = event_of(message)
-    if bot_session is None:
-        chatbot = session.get(Chatbot, number.default_chatbot_id) if number.default_chatbot_id else None
-        if chatbot is None or chatbot.deleted_at is not None or not chatbot.is_active or chatbot.live_version is None:
-            return _to_agents(session, conversation, "no_bot")
-        bot = _content(session, chatbot.id, chatbot.live_version)
-        result = flows.start(bot, event=event, context=context)
-        if result["status"] == "not_started":
-            return _to_agents(session, conversation, "no_trigger")
-        bot_session = BotSession(organization_id=conversation.organization_id, conversation_id=conversation.id,
-                                 chatbot_id=chatbot.id, version=chatbot.live_version)
-        session.add(bot_session)
-        outcome = "started"
-    else:
-        bot = _content(session, bot_session.chatbot_id, bot_session.version)
-        result = flows.step(bot, bot_session.state, event=event, context=context)
-        outcome = "stepped"
-    bot_session.state = result["state"]
-    bot_session.status = _STATUS.get(result["status"], BotSessionStatus.active)
-    bot_session.last_message_id, bot_session.last_message_sequence = message.id, message.sequence
-    if bot_session.status == BotSessionStatus.ended:
-        bot_session.ended_at = utcnow()
-    session.flush()
-    _perform(session, org=org, conversation=conversation, contact=contact, message=message,
-             actions=result["actions"])
-    if bot_session.status == BotSessionStatus.ended and conversation.owner == ConversationOwner.bot:
-        conversation.owner = ConversationOwner.none
-    session.flush()
-    log.info("bots.step", conversation_id=str(conversation.id), outcome=outcome, status=bot_session.status.value,
-             message_id=str(message.id), actions=[action["type"] for action in result["actions"]],
-             errors=result["errors"] or None)
-    return outcome
+    return session.execute(select(func.coalesce(func.max(BotSession.last_message_sequence), 0))
+                           .where(BotSession.conversation_id == conversation.id)).scalar_one()
+
+
+def _unapplied(session: Session, conversation: Conversation, after: int) -> list[Message]:
+    """The newest inbound messages after `after`, newest first."""
+    return list(session.execute(
+        select(Message).where(Message.conversation_id == conversation.id, Message.direction == Direction.inbound,
+                              Message.sequence > after)
+        .order_by(Message.sequence.desc()).limit(BURST_LOOKBACK)
+    ).scalars())
+
+
+def _still_typing(newest: Message) -> float:
+    """Seconds of quiet still to wait before the burst ending in `newest` is answered (0: answer now)."""
+    window = get_settings().bot_burst_seconds
+    if window <= 0:
+        return 0.0
+    remaining = window - (utcnow() - newest.created_at).total_seconds()
+    return remaining if remaining > 0.01 else 0.0
 
 
 def _content(session: Session, chatbot_id: uuid.UUID, number: int) -> dict[str, Any]:
     return session.execute(select(ChatbotVersion.content).where(
         ChatbotVersion.chatbot_id == chatbot_id, ChatbotVersion.number == number)).scalar_one()
+
+
+def _starting_message(bot: dict[str, Any], burst: list[Message]) -> Message:
+    """The burst's message a new session starts on: the newest naming a trigger of its own, else the newest."""
+    for message in burst:
+        found = find_start(bot, event_of(message))
+        if found is not None and (found[1].get("data") or {}).get("trigger") != "any":
+            return message
+    return burst[0]
+
+
+def step_conversation(session: Session, *, org_id: uuid.UUID | str, conversation_id: uuid.UUID | str) -> str:
+    """Advance the conversation's bot by its newest unapplied inbound message; what happened, for the log."""
+    conversation = _lock_conversation(session, org_id, conversation_id)
+    if conversation is None:
+        return "no_conversation"
+    bot_session = _live_session(session, conversation)
+    why_not = _bot_out(session, conversation, bot_session)
+    if why_not:
+        return why_not
+    if bot_session is not None and (bot_session.state.get("wait") or {}).get("kind") in ("api", "ai"):
+        return "waiting_on_call"  # the call's result steps it; messages meanwhile are taken after that
+    burst = _unapplied(session, conversation, _applied_up_to(session, conversation))
+    if not burst:
+        return "nothing_new"  # a redelivered step, or one whose messages a previous step took
+    wait = _still_typing(burst[0])
+    if wait:
+        enqueue_on_commit(session, BOT_STEP, countdown=wait, org_id=str(conversation.organization_id),
+                          conversation_id=str(conversation.id))
+        return "settling"
+    turn = _Turn(session, conversation)
+    if bot_session is None:
+        chatbot = session.get(Chatbot, turn.number.default_chatbot_id) if turn.number.default_chatbot_id else None
+        if chatbot is None or chatbot.deleted_at is not None or not chatbot.is_active or chatbot.live_version is None:
+            return _to_agents(session, conversation, "no_bot")
+        bot = _content(session, chatbot.id, chatbot.live_version)
+        message = _starting_message(bot, burst)
+        result = flows.start(bot, event=event_of(message), context=turn.context())
+        if result["status"] == "not_started":
+            return _to_agents(session, conversation, "no_trigger")
+        bot_session = BotSession(organization_id=conversation.organization_id, conversation_id=conversation.id,
+                                 chatbot_id=chatbot.id, version=chatbot.live_version, path=[])
+        session.add(bot_session)
+        outcome = "started"
+    else:
+        message = burst[0]
+        bot = _content(session, bot_session.chatbot_id, bot_session.version)
+        result = flows.step(bot, bot_session.state, event=event_of(message), context=turn.context())
+        outcome = "stepped"
+    newest = burst[0]
+    bot_session.last_message_id, bot_session.last_message_sequence = newest.id, newest.sequence
+    _apply(turn, bot_session, result, key=f"bot:{message.id}")
+    log.info("bots.step", conversation_id=str(conversation.id), outcome=outcome, status=bot_session.status.value,
+             message_id=str(message.id), burst=len(burst), actions=[a["type"] for a in result["actions"]],
+             errors=result["errors"] or None)
+    return outcome
+
+
+def _due_at(state: dict[str, Any] | None, call: dict[str, Any] | None, now: dt.datetime) -> dt.datetime | None:
+    settings = get_settings()
+    wait = (state or {}).get("wait") if (state or {}).get("status") == "waiting" else None
+    if wait is None:
+        return None
+    if call is not None:
+        return now + dt.timedelta(seconds=float(call["timeout_seconds"]) + settings.bot_call_grace_seconds)
+    if wait.get("deadline"):
+        return dt.datetime.fromisoformat(wait["deadline"])
+    return now + dt.timedelta(seconds=settings.bot_idle_expiry_seconds)
+
+
+def _apply(turn: _Turn, bot_session: BotSession, result: dict[str, Any], *, key: str) -> None:
+    """Save the interpreter's result on the session and perform its actions; publish its outside call."""
+    session, conversation = turn.session, turn.conversation
+    now = utcnow()
+    call = next((a for a in result["actions"] if a["type"] in bot_actions.OUTSIDE_CALLS), None)
+    bot_session.state = result["state"]
+    bot_session.status = _STATUS.get(result["status"], BotSessionStatus.active)
+    bot_session.pending_call = call
+    bot_session.due_at = _due_at(result["state"], call, now)
+    seen = set(bot_session.path or [])
+    bot_session.path = [*(bot_session.path or []), *dict.fromkeys(
+        f"{v['flow_id']}/{v['node_id']}" for v in result["visited"] if f"{v['flow_id']}/{v['node_id']}" not in seen)]
+    if bot_session.status == BotSessionStatus.ended:
+        _end(bot_session, BotEndReason.completed)
+    elif bot_session.status == BotSessionStatus.handoff:
+        bot_session.end_reason, bot_session.due_at = BotEndReason.handoff.value, None
+    session.flush()
+    bot_actions.perform(session, org=turn.org, conversation=conversation, contact=turn.contact,
+                        actions=result["actions"], key=key)
+    if call is not None:
+        enqueue_on_commit(session, BOT_CALL, org_id=str(conversation.organization_id),
+                          conversation_id=str(conversation.id), session_id=str(bot_session.id),
+                          call_id=call["call_id"])
+    if bot_session.status == BotSessionStatus.ended and conversation.owner == ConversationOwner.bot:
+        conversation.owner = ConversationOwner.none
+    session.flush()
 
 
 def _to_agents(session: Session, conversation: Conversation, why: str) -> str:
@@ -205,41 +313,103 @@ def _to_agents(session: Session, conversation: Conversation, why: str) -> str:
     return why
 
 
-def _department(value: Any) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value else None
-    except ValueError:
-        return None
+def _session_turn(session: Session, org_id: str, conversation_id: str, session_id: str
+                  ) -> tuple[_Turn | None, BotSession | None, str | None]:
+    """The locked conversation's turn and its live session `session_id`, or why there is nothing to do."""
+    conversation = _lock_conversation(session, org_id, conversation_id)
+    if conversation is None:
+        return None, None, "no_conversation"
+    bot_session = _live_session(session, conversation)
+    if bot_session is None or str(bot_session.id) != str(session_id):
+        return None, None, "session_over"
+    why_not = _bot_out(session, conversation, bot_session)
+    if why_not:
+        return None, None, why_not
+    return _Turn(session, conversation), bot_session, None
 
 
-def _perform(session: Session, *, org: Organization, conversation: Conversation, contact: Contact, message: Message,
-             actions: list[dict[str, Any]]) -> None:
-    """The step's actions, in order, that need no outside call."""
-    for index, action in enumerate(actions):
-        kind = action["type"]
-        if kind == "send_message":
-            try:
-                messages.queue_message(session, org=org, conversation=conversation, spec=action["message"],
-                                       sender_type=SenderType.bot, idempotency_key=f"bot:{message.id}:{index}")
-            except DomainError as exc:  # window closed, plan limit, ...: the session goes on, the reply does not
-                log.info("bots.send_refused", conversation_id=str(conversation.id), code=exc.code)
-        elif kind in ("tag", "untag"):
-            change = tags.tag_contacts if kind == "tag" else tags.untag_contacts
-            session.flush()  # tagging expires the whole session: what this step changed must be written first
-            change(session, org_id=org.id, contact_ids=[contact.id], names=[action["tag"]])
-            session.expire(contact, ["tags"])
-        elif kind == "set_lifecycle_stage":
-            contact.lifecycle_stage = action["stage"]
-        elif kind == "change_lead_score":
-            contacts.adjust_lead_score(session, contact=contact, delta=int(action["delta"]))
-        elif kind == "assign_department":
-            conversation.department_id = _department(action.get("department_id")) or conversation.department_id
-        elif kind == "close_conversation":
-            conversations.set_status(session, conversation=conversation, status=ConversationStatus.closed)
-        elif kind == "handoff":
-            conversation.department_id = _department(action.get("department_id")) or conversation.department_id
-            conversation.owner = ConversationOwner.agent
-            assignment.auto_assign(session, conversation=conversation)
-        else:
-            log.info("bots.action_not_performed", conversation_id=str(conversation.id), action=kind)
+def due_sessions(session: Session, *, limit: int = 500) -> list[dict[str, str]]:
+    """The stepping sessions whose `due_at` has passed, oldest first: what `fire_due` is published for."""
+    rows = session.execute(
+        select(BotSession.organization_id, BotSession.conversation_id, BotSession.id).where(
+            BotSession.status.in_(STEPPING), BotSession.due_at.is_not(None), BotSession.due_at <= utcnow())
+        .order_by(BotSession.due_at).limit(limit)
+    ).all()
+    return [{"org_id": str(org), "conversation_id": str(conversation), "session_id": str(sid)}
+            for org, conversation, sid in rows]
+
+
+def fire_due(session: Session, *, org_id: str, conversation_id: str, session_id: str) -> str:
+    """Act on a session whose `due_at` passed: its question's timeout, a lost outside call, an idle expiry."""
+    turn, bot_session, why_not = _session_turn(session, org_id, conversation_id, session_id)
+    if bot_session is None:
+        return why_not or "session_over"
+    if bot_session.due_at is None or bot_session.due_at > utcnow():
+        return "not_due"  # a second publish for a wait already acted on
+    wait = bot_session.state.get("wait") or {}
+    bot = _content(session, bot_session.chatbot_id, bot_session.version)
+    if wait.get("kind") in ("api", "ai"):  # the call's task was lost, or never answered: its failure branch
+        event = {"type": f"{wait['kind']}_result", "call_id": wait.get("id"), "ok": False, "status": 0,
+                 "json": None, "text": None, "error": "the call did not come back"}
+        result = flows.step(bot, bot_session.state, event=event, context=turn.context())
+        _apply(turn, bot_session, result, key=f"bot:{bot_session.id}:call{wait.get('id')}")
+        return "call_lost"
+    if wait.get("kind") == "answer" and wait.get("deadline"):
+        result = flows.step(bot, bot_session.state, event={"type": "timeout", "wait_id": wait.get("id")},
+                            context=turn.context())
+        if result["state"] == bot_session.state:
+            return "not_due"
+        bot_session.timeouts += 1
+        _apply(turn, bot_session, result, key=f"bot:{bot_session.id}:timeout{wait.get('id')}")
+        return "timed_out"
+    _end(bot_session, BotEndReason.expired)  # silent past the idle limit on a question without a timeout
+    if turn.conversation.owner == ConversationOwner.bot:
+        turn.conversation.owner = ConversationOwner.none
     session.flush()
+    return "expired"
+
+
+def pending_call(session: Session, *, session_id: str, call_id: int) -> tuple[uuid.UUID, dict[str, Any]] | None:
+    """(organization id, the call) when session `session_id` still waits on call `call_id`; None otherwise."""
+    bot_session = session.get(BotSession, uuid.UUID(str(session_id)))
+    if bot_session is None or bot_session.status not in STEPPING or bot_session.pending_call is None:
+        return None
+    if (bot_session.state.get("wait") or {}).get("id") != call_id:
+        return None
+    return bot_session.organization_id, dict(bot_session.pending_call)
+
+
+def apply_call_result(session: Session, *, org_id: str, conversation_id: str, session_id: str,
+                      event: dict[str, Any]) -> str:
+    """Step the session with an outside call's result if it still waits on that call (a stale one changes nothing)."""
+    turn, bot_session, why_not = _session_turn(session, org_id, conversation_id, session_id)
+    if bot_session is None:
+        return why_not or "session_over"
+    wait = bot_session.state.get("wait") or {}
+    if wait.get("id") != event.get("call_id") or wait.get("kind") not in ("api", "ai"):
+        return "stale"
+    bot = _content(session, bot_session.chatbot_id, bot_session.version)
+    result = flows.step(bot, bot_session.state, event=event, context=turn.context())
+    _apply(turn, bot_session, result, key=f"bot:{bot_session.id}:call{event.get('call_id')}")
+    if _unapplied(session, turn.conversation, bot_session.last_message_sequence or 0):
+        # the customer wrote while the call was out: those messages are stepped now (a new start if it ended)
+        enqueue_on_commit(session, BOT_STEP, org_id=str(turn.conversation.organization_id),
+                          conversation_id=str(turn.conversation.id))
+    return "applied"
+
+
+def lost_steps(session: Session, *, older_than: dt.datetime, limit: int = 500) -> list[dict[str, str]]:
+    """Conversations the bot has with an inbound message no step applied since before `older_than`: a
+    `bots.step` publish was lost (broker down, a worker killed before its delayed step ran)."""
+    applied = (select(func.coalesce(func.max(BotSession.last_message_sequence), 0))
+               .where(BotSession.conversation_id == Conversation.id).scalar_subquery())
+    rows = session.execute(
+        select(Conversation.organization_id, Conversation.id).where(
+            Conversation.owner == ConversationOwner.bot, Conversation.assigned_agent_id.is_(None),
+            Conversation.last_message_at < older_than,
+            Conversation.last_message_at > older_than - dt.timedelta(days=1),
+            exists().where(and_(Message.conversation_id == Conversation.id, Message.direction == Direction.inbound,
+                                Message.sequence > applied)))
+        .limit(limit)
+    ).all()
+    return [{"org_id": str(org), "conversation_id": str(cid)} for org, cid in rows]

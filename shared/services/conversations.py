@@ -14,17 +14,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, false, or_, select, tuple_, update
+from sqlalchemy import Select, and_, exists, false, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from shared.db import get_owned
 from shared.errors import InvalidInputError, NotFoundError
 from shared.models import (
-    LIVE_BOT_SESSION_STATUSES,
     OPEN_STATUSES,
-    BotSession,
-    BotSessionStatus,
+    BotEndReason,
     Contact,
     Conversation,
     ConversationOwner,
@@ -39,6 +37,7 @@ from shared.models import (
 )
 from shared.models.base import utcnow
 from shared.permissions import Role
+from shared.services import bot_sessions
 
 WINDOW = dt.timedelta(hours=24)
 PREVIEW_CHARS = 200
@@ -238,9 +237,7 @@ def set_status(session: Session, *, conversation: Conversation, status: Conversa
         conversation.waiting_since = None
         # A closed conversation lets its bot start again on the next message: its bot session (waiting, or
         # handed off to agents) ends, and an unassigned one belongs to nobody.
-        session.execute(update(BotSession).where(
-            BotSession.conversation_id == conversation.id, BotSession.status.in_(LIVE_BOT_SESSION_STATUSES),
-        ).values(status=BotSessionStatus.ended, ended_at=now).execution_options(synchronize_session=False))
+        bot_sessions.end_live(session, conversation_id=conversation.id, reason=BotEndReason.closed)
         if conversation.assigned_agent_id is None:
             conversation.owner = ConversationOwner.none
     elif conversation.status not in OPEN_STATUSES:

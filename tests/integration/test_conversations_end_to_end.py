@@ -434,7 +434,7 @@ def test_a_lost_drain_is_recovered_by_the_sweep(inbox):
     from shared.queueing import publish
 
     lost = []
-    publish.set_publisher(lambda name, kwargs: lost.append(name))  # the broker never hears of this drain
+    publish.set_publisher(lambda name, kwargs, countdown=None: lost.append(name))  # the broker never hears of this drain
     try:
         wa_id = customer()
         inbox.customer_says(wa_id, "Is anyone there?")

@@ -56,7 +56,7 @@ def test_a_job_enqueued_after_commit_completes(worker, committed):
 
 def test_a_job_whose_publish_was_lost_is_picked_up_by_the_sweep(worker, beat, committed):
     lost = []
-    publish.set_publisher(lambda name, kwargs: lost.append(name))  # the broker never hears of it
+    publish.set_publisher(lambda name, kwargs, countdown=None: lost.append(name))  # the broker never hears of it
     try:
         job_id, org_id = create_probe_job()
     finally:
