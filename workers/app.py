@@ -13,6 +13,7 @@ from shared.queueing.celery_app import celery_app
 from shared.settings import get_settings
 
 app = celery_app
+app.Task.Request = "workers.acks:BrokerResetSafeRequest"  # a worker outlives a broker reset (workers/acks.py)
 
 
 @setup_logging.connect

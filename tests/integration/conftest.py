@@ -48,7 +48,7 @@ def process_env(settings, **extra: str) -> dict[str, str]:
 
 class Process:
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
-        self.log_path = log_dir / f"{name}.log"
+        self.name, self.log_path = name, log_dir / f"{name}.log"
         self.popen = subprocess.Popen(
             args, env=env, cwd=PROJECT_ROOT, stdout=self.log_path.open("w"), stderr=subprocess.STDOUT
         )

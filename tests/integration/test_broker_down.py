@@ -97,7 +97,9 @@ def test_with_the_broker_down_for_30_s_replies_and_webhooks_are_kept_and_process
     # Kept, not processed: the outage was real (nothing reached the pools)...
     assert inbound_texts() == ["Hello before the outage"]
     assert {inbox.message(i).status for i in replies} == {MessageStatus.queued}
-    assert all(process.popen.poll() is None for process in processes), "a process died with the broker"
+    dead = [process for process in processes if process.popen.poll() is not None]
+    assert not dead, "died with the broker: " + "; ".join(
+        f"{process.name} (exit {process.popen.returncode}): {process.log()[-2000:]}" for process in dead)
     broker.start()  # ... and everything is processed once it is back
 
     wait_for(lambda: len(inbound_texts()) == 1 + CUSTOMER_MESSAGES, timeout=90, interval=0.5,
