@@ -21,6 +21,8 @@ def upgrade() -> None:
     op.add_column('bot_sessions', sa.Column('timeouts', sa.Integer(), server_default='0', nullable=False))
     op.add_column('bot_sessions', sa.Column('path', postgresql.JSONB(astext_type=sa.Text()),
                                             server_default=sa.text("'[]'::jsonb"), nullable=False))
+    op.add_column('bot_sessions', sa.Column('timed_out_nodes', postgresql.JSONB(astext_type=sa.Text()),
+                                            server_default=sa.text("'[]'::jsonb"), nullable=False))
     op.add_column('bot_sessions', sa.Column('pending_call', postgresql.JSONB(astext_type=sa.Text()), nullable=True))
     op.create_index('ix_bot_sessions_due_at_live', 'bot_sessions', ['due_at'], unique=False,
                     postgresql_where=sa.text("status IN ('active', 'waiting') AND due_at IS NOT NULL"))
@@ -32,6 +34,7 @@ def downgrade() -> None:
     op.drop_index('ix_bot_sessions_due_at_live', table_name='bot_sessions',
                   postgresql_where=sa.text("status IN ('active', 'waiting') AND due_at IS NOT NULL"))
     op.drop_column('bot_sessions', 'pending_call')
+    op.drop_column('bot_sessions', 'timed_out_nodes')
     op.drop_column('bot_sessions', 'path')
     op.drop_column('bot_sessions', 'timeouts')
     op.drop_column('bot_sessions', 'end_reason')

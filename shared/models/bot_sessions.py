@@ -65,5 +65,7 @@ class BotSession(TenantMixin, Base):
     timeouts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The nodes the session has visited, once each, as "flow_id/node_id": the per-node statistics.
     path: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
+    # The question nodes whose timeout fired, as "flow_id/node_id".
+    timed_out_nodes: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default=text("'[]'::jsonb"))
     # The outside call (API or AI) the session waits on, as the interpreter asked for it; None otherwise.
     pending_call: Mapped[dict[str, Any] | None] = mapped_column(JSONB)

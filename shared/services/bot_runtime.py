@@ -360,6 +360,8 @@ def fire_due(session: Session, *, org_id: str, conversation_id: str, session_id:
         if result["state"] == bot_session.state:
             return "not_due"
         bot_session.timeouts += 1
+        bot_session.timed_out_nodes = [*bot_session.timed_out_nodes,
+                                       f"{bot_session.state['flow_id']}/{bot_session.state['node_id']}"]
         _apply(turn, bot_session, result, key=f"bot:{bot_session.id}:timeout{wait.get('id')}")
         return "timed_out"
     _end(bot_session, BotEndReason.expired)  # silent past the idle limit on a question without a timeout

@@ -48,7 +48,8 @@ def publish(db_session, organization, number, content) -> Chatbot:
 
 def make_due(db_session, *, deadline_too: bool = True) -> dict[str, str]:
     """Let the waiting session's time pass: its due time (and its question's deadline) is now behind us."""
-    session_row = the_session(db_session)
+    session_row = db_session.execute(select(BotSession).where(BotSession.status == BotSessionStatus.waiting)
+                                     .order_by(BotSession.created_at.desc()).limit(1)).scalar_one()
     past = utcnow() - PAST
     state = dict(session_row.state)
     if deadline_too and (state.get("wait") or {}).get("deadline"):
@@ -234,3 +235,32 @@ def test_actions_record_consent_and_typed_attributes(deliver, db_session, organi
     assert contact.custom_attributes == {"shoe_size": 42}
     [event] = db_session.execute(select(ConsentEvent)).scalars().all()
     assert (event.action.value, event.scope.value, event.source.value) == ("opt_out", "marketing", "flow")
+
+
+def test_stats_count_a_chatbots_sessions_and_where_they_ended_per_node(deliver, db_session, organization, chatbot,
+                                                                       run_steps, client, admin_headers):
+    deliver(inbound(text("plans")))  # completes: pro → tag → thanks → end
+    run_steps()
+    deliver(inbound(button("pro", "Pro")))
+    run_steps()
+    deliver(inbound(text("plans"), wa_id="15550001111"))  # times out on the question → bye
+    run_steps()
+    bots.fire_due(**make_due(db_session))
+    deliver(inbound(text("plans"), wa_id="15550002222"))  # still waiting on the question
+    run_steps()
+    answer = client.get(f"/api/v1/chatbots/{chatbot.id}/stats", headers=admin_headers)
+    assert answer.status_code == 200, answer.get_json()
+    stats = answer.get_json()
+    assert stats["sessions"] == {"started": 3, "completed": 2, "handed_off": 0, "timed_out": 1, "dropped": 0,
+                                 "active": 1}
+    nodes = {node["node_id"]: node for node in stats["nodes"]}
+    assert nodes["ask"]["reached"] == 3 and nodes["ask"]["timed_out"] == 1 and nodes["ask"]["active"] == 1
+    assert nodes["tag"]["reached"] == 1 and nodes["end"]["completed"] == 1 and nodes["bye"]["completed"] == 1
+    assert nodes["ask"]["type"] == "question"
+    later = client.get(f"/api/v1/chatbots/{chatbot.id}/stats", query_string={
+        "from": (utcnow() + dt.timedelta(hours=1)).isoformat(), "to": (utcnow() + dt.timedelta(hours=2)).isoformat()},
+        headers=admin_headers)
+    assert later.get_json()["sessions"]["started"] == 0
+    backwards = client.get(f"/api/v1/chatbots/{chatbot.id}/stats", query_string={
+        "from": utcnow().isoformat(), "to": (utcnow() - dt.timedelta(days=1)).isoformat()}, headers=admin_headers)
+    assert backwards.status_code == 422 and backwards.get_json()["code"] == "invalid_period"

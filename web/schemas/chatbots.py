@@ -2,7 +2,7 @@
 
 import marshmallow as ma
 
-from web.schemas.common import StrictSchema
+from web.schemas.common import QueryArgsSchema, StrictSchema
 
 NAME = ma.validate.Length(min=1, max=100)
 # A node's or edge's own id names it in URLs and in every edge: kept to characters a path carries as they are.
@@ -218,3 +218,36 @@ class SimulationSchema(ma.Schema):
                                                                        "sending (tag, handoff, call_api, ...)"})
     contact = ma.fields.Dict(allow_none=True, metadata={"description": "The simulated contact after the actions"})
     errors = ma.fields.List(ma.fields.String())
+
+
+class StatsQueryArgsSchema(QueryArgsSchema):
+    from_ = ma.fields.AwareDateTime(data_key="from", metadata={
+        "description": "Sessions started at or after this time (ISO 8601 with an offset); default: 7 days ago"})
+    to = ma.fields.AwareDateTime(metadata={"description": "Sessions started before this time; default: now"})
+
+
+class SessionCountsSchema(ma.Schema):
+    started = ma.fields.Integer()
+    completed = ma.fields.Integer(metadata={"description": "Reached the end of the flow"})
+    handed_off = ma.fields.Integer(metadata={"description": "Handed to an agent or the queue"})
+    timed_out = ma.fields.Integer(metadata={"description": "Sessions in which a question's timeout fired"})
+    dropped = ma.fields.Integer(metadata={
+        "description": "Ended before finishing: an agent took over, the conversation was closed, the customer went silent"})
+    active = ma.fields.Integer(metadata={"description": "Still running or waiting for the customer"})
+
+
+class NodeCountsSchema(SessionCountsSchema):
+    flow_id = ma.fields.String()
+    node_id = ma.fields.String()
+    type = ma.fields.String(allow_none=True)
+    reached = ma.fields.Integer(metadata={"description": "Sessions that reached this node"})
+    started = None
+
+
+class ChatbotStatsSchema(ma.Schema):
+    from_ = ma.fields.AwareDateTime(data_key="from")
+    to = ma.fields.AwareDateTime()
+    sessions = ma.fields.Nested(SessionCountsSchema)
+    nodes = ma.fields.List(ma.fields.Nested(NodeCountsSchema), metadata={
+        "description": "Per node: sessions that reached it, timed out on it, and that completed, were handed off, "
+                       "dropped or still wait there (their last node)"})
