@@ -74,6 +74,14 @@ class Inbox:
         response.raise_for_status()
         return response.json()
 
+    def customer_clicks(self, wa_id, reply_id, title, *, kind="button_reply"):
+        """The customer taps a reply button (or, kind="list_reply", a list row): Meta sends its id and title."""
+        response = requests.post(f"{self.sandbox}/_sandbox/numbers/{PHONE_NUMBER_ID}/inbound", json={
+            "from": wa_id, "type": "interactive",
+            "interactive": {"type": kind, kind: {"id": reply_id, "title": title}}}, timeout=10)
+        response.raise_for_status()
+        return response.json()
+
     def sandbox_number(self, **knobs):
         requests.patch(f"{self.sandbox}/_sandbox/numbers/{PHONE_NUMBER_ID}", json=knobs, timeout=5).raise_for_status()
 
