@@ -9,7 +9,7 @@ from shared.queueing import names
 from shared.queueing.celery_app import celery_app
 from shared.queueing.publish import publish_now
 from shared.models.base import utcnow
-from shared.services import bot_runtime
+from shared.services import bot_calls, bot_runtime
 from shared.settings import get_settings
 from workers.base import pipeline_task
 
@@ -47,20 +47,16 @@ def call(self, org_id: str, conversation_id: str, session_id: str, call_id: int)
     fallback branch), never retries. Lost entirely, the bots sweep takes the failure branch once the
     call's timeout and BOT_CALL_GRACE_SECONDS have passed.
     """
-    from shared.services import bot_calls  # TODO(lead): top-level once bot_calls lands
-
     with unit_of_work() as session:
         found = bot_runtime.pending_call(session, session_id=session_id, call_id=call_id)
-        endpoint = None
-        if found is not None and found[1]["type"] == "call_ai":
-            endpoint = bot_calls.ai_endpoint(session, org_id=found[0])
     if found is None:
         return "stale"
-    action = found[1]
+    call_org_id, action = found
     if action["type"] == "call_api":
         event = bot_calls.call_api(action)
     else:
-        event = bot_calls.call_ai(endpoint, action)
+        with unit_of_work() as session:  # read the settings, then the call with no transaction open
+            event = bot_calls.call_ai(session, org_id=call_org_id, action=action)
     with unit_of_work() as session:
         outcome = bot_runtime.apply_call_result(session, org_id=org_id, conversation_id=conversation_id,
                                                 session_id=session_id, event=event)
