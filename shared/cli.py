@@ -36,14 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     create = commands.add_parser("create-superadmin", help="create a platform super_admin account")
     create.add_argument("--email", required=True)
     create.add_argument("--name", default="Platform admin")
-    commands.add_parser("rotate-secrets", help="re-encrypt stored WhatsApp credentials with the first ENCRYPTION_KEYS key")
+    commands.add_parser("rotate-secrets",
+                        help="re-encrypt stored WhatsApp credentials and AI keys with the first ENCRYPTION_KEYS key")
     args = parser.parse_args(argv)
 
     if args.command == "rotate-secrets":
+        from shared.services.ai_settings import rotate_ai_keys
         from shared.services.numbers import rotate_secrets
 
         with unit_of_work() as session:
-            print(f"re-encrypted the credentials of {rotate_secrets(session)} numbers")
+            print(f"re-encrypted the credentials of {rotate_secrets(session)} numbers "
+                  f"and the AI keys of {rotate_ai_keys(session)} organizations")
         return 0
     try:
         with unit_of_work() as session:

@@ -1,4 +1,4 @@
-"""Secrets at rest (WhatsApp access tokens, app secrets, verify tokens), with key rotation.
+"""Secrets at rest (WhatsApp access tokens, app secrets, verify tokens, AI API keys), with key rotation.
 
 Fernet (AES-128-CBC + HMAC-SHA256) from `cryptography`, through MultiFernet: the first key
 of ENCRYPTION_KEYS encrypts, every key decrypts. To rotate: put a new key first, run

@@ -1,5 +1,6 @@
 """Every model module, imported so Alembic's autogenerate sees the whole metadata."""
 
+from shared.models.ai_settings import AiSettings
 from shared.models.alerts import Alert
 from shared.models.bot_sessions import LIVE_BOT_SESSION_STATUSES, BotEndReason, BotSession, BotSessionStatus
 from shared.models.chatbots import Chatbot, ChatbotFlow, ChatbotVersion, FlowEdge, FlowNode
@@ -50,6 +51,7 @@ from shared.models.tenancy import (
 )
 
 __all__ = [
+    "AiSettings",
     "Alert",
     "BotEndReason",
     "BotSession",

@@ -3,7 +3,7 @@ spec documents for it (status code, content type, body schema).
 
 Every operation gets a fresh organization with one of each thing its paths name (a contact, a number, a
 conversation, a department, a user, a tag, a segment, an attribute, a template, a published chatbot with
-its flow, a node and an edge), whose ids fill the path
+its flow, a node and an edge, AI settings), whose ids fill the path
 parameters, so the operations reach their real work rather than a 404; and a fresh org_admin, whose token is minted directly (nothing is posted to
 /auth/login, and throttles and revocations are flushed between operations, so the login throttle never builds
 up), so an operation that ends its own session (logout, a password change, deactivating oneself) spoils only
@@ -32,6 +32,7 @@ from schemathesis.specs.openapi.checks import (
 
 from shared.models import AttributeType, MessageTemplate
 from shared.services import (
+    ai_settings,
     attributes,
     chatbot_flows,
     chatbot_versions,
@@ -66,6 +67,8 @@ def _seed(session, organization, n: int) -> dict[str, str]:
                                components=[{"type": "BODY", "text": "Hello"}])
     session.add(template)
     tag = tags.create_tag(session, org_id=organization.id, name="vip")
+    ai_settings.save_ai_settings(session, org_id=organization.id, base_url="https://8.8.8.8/v1", model="fuzz-model",
+                                 api_key="sk-fuzz-key", actor_id=None)
     session.flush()
     return {
         "org_id": str(organization.id), "code": organization.plan_code, "number_id": str(number.id),

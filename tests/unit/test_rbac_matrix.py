@@ -97,7 +97,12 @@ def tenant_rows(session, org) -> dict:
     session.flush()
     conversation, message = conversation_rows(session, org, number, contact)
     chatbot, flow, version = make_chatbot(session, org)
+    from shared.services import ai_settings
+
+    ai = ai_settings.save_ai_settings(session, org_id=org.id, base_url="https://8.8.8.8/v1",
+                                      model=f"matrix-model-{org.id.hex[:8]}", api_key="sk-matrix-key", actor_id=None)
     return {
+        "ai_model": ai.model,  # no id names it; its model must not show in another organization's answers
         "chatbot_id": chatbot.id,
         "flow_id": flow.id,
         "node_id": "seed-start",
@@ -158,6 +163,7 @@ VALID_BODIES = {
     "/graph": {"nodes": [], "edges": []},
     "/rollback": {"version": 1},
     "/simulate": {"messages": []},
+    "/ai-settings/": {"base_url": "https://8.8.8.8/v1", "model": "matrix-model"},
 }
 
 

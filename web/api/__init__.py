@@ -1,6 +1,7 @@
 """Every blueprint, registered in one place."""
 
 from web.api import (
+    ai_settings,
     alerts,
     auth,
     chatbot_flows,
@@ -46,6 +47,7 @@ API_BLUEPRINTS = [
     ("alerts", alerts.blp),
     ("chatbots", chatbots.blp),
     ("chatbots", chatbot_flows.blp),  # /chatbots/<id>/flows...
+    ("ai-settings", ai_settings.blp),
 ]
 
 
