@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 # Everything in the Procfile but `release` (migrations run once, before the rest starts).
 PROCESSES := web webhooks bots sends campaigns analytics maintenance beat flower sandbox
 
-.PHONY: install run migrate superadmin test test-unit test-integration bench bench-throughput clean-data help
+.PHONY: install run migrate superadmin test test-unit test-integration bench bench-throughput bench-bots clean-data help
 
 help:
 	@echo "make run      start web, every worker pool, beat and Flower on embedded stores (Ctrl-C stops all)"
@@ -17,6 +17,7 @@ help:
 	@echo "make superadmin EMAIL=you@example.com   create a platform super_admin (asks for the password)"
 	@echo "make bench    run the benchmarks under bench/"
 	@echo "make bench-throughput   the message pipeline's figures and targets in one run (quiet machine)"
+	@echo "make bench-bots         chatbots: bot steps/s and reply latency through the sandbox (BENCH_ARGS=\"--customers 100\")"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,6 +62,10 @@ bench: install
 # The message pipeline's figures with their targets, one benchmark after the other (see bench/throughput.py).
 bench-throughput: install
 	@$(BIN)/python -m shared.embedded -- $(BIN)/python bench/throughput.py
+
+# Chatbots on the bots pool through the sandbox: steps/s and message -> reply p95 (see bench/bots.py; --help for options).
+bench-bots: install
+	@$(BIN)/python -m shared.embedded -- $(BIN)/python bench/bots.py $(BENCH_ARGS)
 
 clean-data:
 	rm -rf var/
