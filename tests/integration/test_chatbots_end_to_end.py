@@ -326,6 +326,8 @@ def test_an_agents_reply_stops_the_bot(inbox):
     inbox.customer_says(wa_id, "plans")  # even the keyword does not wake the bot while the agent has it
     wait_for(lambda: len(inbox.messages_of(conversation.id, Direction.inbound)) == 3, timeout=SLOW,
              what="the customer's messages to be stored")
+    conversation = inbox.conversation_of(wa_id)  # routed in the transaction that stored the message
+    assert (conversation.assigned_agent_id, conversation.owner.value) == (inbox.agent.id, "agent")
     assert received(inbox, wa_id) == ["Welcome to Acme!", "Which plan?", "Hi, I'm Sam. I can help you choose."]
     assert [stored_text(m) for m in bot_replies(inbox, conversation.id)] == ["Welcome to Acme!", "Which plan?"]
     assert tags_of(wa_id) == []
