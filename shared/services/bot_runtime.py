@@ -42,6 +42,7 @@ from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
 from shared import flows
+from shared.errors import DomainError
 from shared.flows.triggers import find_start
 from shared.models import (
     LIVE_BOT_SESSION_STATUSES,
@@ -150,12 +151,24 @@ def _live_session(session: Session, conversation: Conversation) -> BotSession | 
     ).scalar_one_or_none()
 
 
-def _agent_replied_since(session: Session, conversation: Conversation, bot_session: BotSession) -> bool:
+def _agent_reply_since(session: Session, conversation: Conversation, bot_session: BotSession) -> Message | None:
     return session.execute(
-        select(Message.id).where(Message.conversation_id == conversation.id, Message.direction == Direction.outbound,
-                                 Message.sender_type == SenderType.agent,
-                                 Message.created_at >= bot_session.created_at).limit(1)
-    ).first() is not None
+        select(Message).where(Message.conversation_id == conversation.id, Message.direction == Direction.outbound,
+                              Message.sender_type == SenderType.agent,
+                              Message.created_at >= bot_session.created_at).order_by(Message.sequence).limit(1)
+    ).scalar_one_or_none()
+
+
+def _to_the_replier(session: Session, conversation: Conversation, reply: Message) -> None:
+    """The person who answered over the bot takes the conversation; without one who can, the agents' queue."""
+    if reply.sender_user_id is not None:
+        try:
+            assignment.assign(session, conversation=conversation, actor_id=reply.sender_user_id,
+                              agent_id=reply.sender_user_id)
+            return
+        except DomainError:  # deactivated since, or a role that takes no conversations
+            pass
+    _to_agents(session, conversation, "agent_replied")
 
 
 def _bot_out(session: Session, conversation: Conversation, bot_session: BotSession | None) -> str | None:
@@ -166,10 +179,12 @@ def _bot_out(session: Session, conversation: Conversation, bot_session: BotSessi
         return "blocked"
     if bot_session is not None and bot_session.status not in STEPPING:
         return "handed_off"
-    if bot_session is not None and _agent_replied_since(session, conversation, bot_session):
-        # An agent answered while the bot waited: the agent has the conversation, the bot answers no more.
+    reply = _agent_reply_since(session, conversation, bot_session) if bot_session is not None else None
+    if reply is not None:
+        # A person answered while the bot waited: they have the conversation, the bot answers no more.
         _end(bot_session, BotEndReason.agent)
-        conversation.owner = ConversationOwner.agent
+        session.flush()
+        _to_the_replier(session, conversation, reply)
         session.flush()
         return "agent_replied"
     return None

@@ -170,8 +170,8 @@ def test_without_an_active_published_default_chatbot_the_agents_path_is_unchange
     assert BOT_STEP not in [name for name, _ in published]
 
 
-def test_an_agent_who_replies_stops_the_bot_and_closing_lets_it_start_again(deliver, db_session, client,
-                                                                             admin_headers, chatbot, run_steps):
+def test_an_agent_who_replies_stops_the_bot_and_takes_the_conversation(deliver, db_session, client, admin,
+                                                                       admin_headers, chatbot, run_steps):
     deliver(inbound(text("plans")))
     run_steps()  # the bot asked "Which plan?"
     conversation = the_conversation(db_session)
@@ -183,11 +183,21 @@ def test_an_agent_who_replies_stops_the_bot_and_closing_lets_it_start_again(deli
     assert run_steps() == ["agent_replied"]  # the bot does not answer over the agent
     assert len(bot_messages(db_session)) == replies
     assert the_session(db_session).status == BotSessionStatus.ended
-    assert the_conversation(db_session).owner.value == "agent"
+    conversation = the_conversation(db_session)
+    # whoever answered over the bot has the conversation: the customer's next words reach them
+    assert (conversation.owner.value, conversation.assigned_agent_id) == ("agent", admin.id)
     deliver(inbound(text("plans")))
     assert run_steps() == []  # the agent has it: no bot step at all
 
+
+def test_closing_a_conversation_the_bot_has_lets_the_bot_start_again(deliver, db_session, client, admin_headers,
+                                                                     chatbot, run_steps):
+    deliver(inbound(text("plans")))
+    run_steps()  # the bot asked "Which plan?"
+    conversation = the_conversation(db_session)
     closed = client.post(f"/api/v1/conversations/{conversation.id}/close", headers=admin_headers)
     assert closed.status_code == 200 and closed.get_json()["owner"] == "none"
+    db_session.expire_all()
+    assert (the_session(db_session).status, the_session(db_session).end_reason) == (BotSessionStatus.ended, "closed")
     deliver(inbound(text("plans")))  # a new question after it closed: the bot answers first again
     assert run_steps() == ["started"]
