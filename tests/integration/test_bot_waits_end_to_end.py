@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from shared.db import unit_of_work
 from shared.models import BotSession
+from shared.settings import get_settings, use_settings
 from tests.integration.conftest import wait_for
 from tests.integration.test_conversations_end_to_end import customer, inbox  # noqa: F401
 from tests.unit.flow_builders import node
@@ -160,3 +161,52 @@ def test_an_api_call_to_a_private_address_is_refused_without_the_allow_list(inbo
     wait_for(lambda: bot_says(inbox, wa_id), timeout=60, what="the bot's answer")
     assert bot_says(inbox, wa_id) == ["We could not check your order right now."]
     assert Shop.seen == []  # refused before connecting: the private server never heard of it
+
+
+@pytest.fixture
+def sandbox_ai(inbox):
+    """The organization's AI settings on the sandbox's stand-in (saved through the API); the stand-in's knobs."""
+    original = get_settings()
+    use_settings(original.with_overrides(outbound_allowed_hosts=("127.0.0.1",)))  # the web's check at save
+    try:
+        saved = inbox.api("PUT", "/ai-settings", inbox.admin, json={
+            "base_url": f"{inbox.sandbox}/ai/v1", "model": "gpt-test", "api_key": "sk-test-abcd1234"})
+    finally:
+        use_settings(original)
+    assert saved.status_code == 200, saved.text
+
+    def knobs(**changes):
+        requests.put(f"{inbox.sandbox}/_sandbox/ai", json=changes, timeout=5).raise_for_status()
+
+    yield knobs
+    knobs(answers={}, default_answer=None, fail=None)
+
+
+def ai_bot() -> tuple[list, list]:
+    return [
+        node("start", "start", trigger="keyword", keywords=["question"], match="contains"),
+        node("think", "ai_prompt", prompt="The customer asks: {{system.last_message}}", variable="answer",
+             system="You answer for a shoe shop.", timeout_seconds=5),
+        node("answer", "end", message="{{vars.answer}}"),
+        node("fallback", "handoff", department_id=None, message="Let me find someone who knows."),
+    ], [edge("start", "think"), edge("think", "answer", "success"), edge("think", "fallback", "fallback")]
+
+
+def test_an_ai_prompt_stores_the_answer_and_falls_back_when_the_endpoint_fails(inbox, sandbox_ai):
+    sandbox_ai(answers={"refund": "Refunds take 5 days."}, fail=None)
+    go_live(inbox, *ai_bot())
+    wa_id = customer()
+    inbox.customer_says(wa_id, "A question about my refund")
+    wait_for(lambda: bot_says(inbox, wa_id), timeout=60, what="the bot's answer")
+    assert bot_says(inbox, wa_id) == ["Refunds take 5 days."]
+    [session] = sessions_of(inbox)
+    assert session.state["globals"].get("answer", session.state["locals"].get("answer")) == "Refunds take 5 days."
+
+    sandbox_ai(fail="error")
+    other = customer()
+    inbox.customer_says(other, "A question about sizes")
+    wait_for(lambda: bot_says(inbox, other), timeout=60, what="the fallback")
+    assert bot_says(inbox, other) == ["Let me find someone who knows."]
+    conversation = wait_for(lambda: (c := inbox.conversation_of(other)) and c.assigned_agent_id and c, timeout=30,
+                            what="the handoff to the online agent")
+    assert conversation.assigned_agent_id == inbox.agent.id
