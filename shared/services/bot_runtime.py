@@ -196,17 +196,14 @@ def _end(bot_session: BotSession, reason: BotEndReason) -> None:
     bot_session.end_reason = bot_session.end_reason or reason.value
 
 
-def _applied_up_to(session: Session, conversation: Conversation) -> int:
-    # Every session of the conversation, ended ones too, marks what was applied: a message is fed once.
-    return session.execute(select(func.coalesce(func.max(BotSession.last_message_sequence), 0))
-                           .where(BotSession.conversation_id == conversation.id)).scalar_one()
-
-
-def _unapplied(session: Session, conversation: Conversation, after: int) -> list[Message]:
-    """The newest inbound messages after `after`, newest first."""
+def _unapplied(session: Session, conversation: Conversation) -> list[Message]:
+    """The newest inbound messages no step applied yet, newest first. Every session of the conversation,
+    ended ones too, marks what was applied: a message is fed once."""
+    applied = (select(func.coalesce(func.max(BotSession.last_message_sequence), 0))
+               .where(BotSession.conversation_id == conversation.id).scalar_subquery())
     return list(session.execute(
         select(Message).where(Message.conversation_id == conversation.id, Message.direction == Direction.inbound,
-                              Message.sequence > after)
+                              Message.sequence > applied)
         .order_by(Message.sequence.desc()).limit(BURST_LOOKBACK)
     ).scalars())
 
@@ -220,9 +217,20 @@ def _still_typing(newest: Message) -> float:
     return remaining if remaining > 0.01 else 0.0
 
 
+_VERSIONS: dict[tuple[uuid.UUID, int], dict[str, Any]] = {}  # published versions never change: kept per process
+_VERSIONS_KEPT = 256
+
+
 def _content(session: Session, chatbot_id: uuid.UUID, number: int) -> dict[str, Any]:
-    return session.execute(select(ChatbotVersion.content).where(
-        ChatbotVersion.chatbot_id == chatbot_id, ChatbotVersion.number == number)).scalar_one()
+    key = (chatbot_id, number)
+    content = _VERSIONS.get(key)
+    if content is None:
+        content = session.execute(select(ChatbotVersion.content).where(
+            ChatbotVersion.chatbot_id == chatbot_id, ChatbotVersion.number == number)).scalar_one()
+        if len(_VERSIONS) >= _VERSIONS_KEPT:
+            _VERSIONS.clear()
+        _VERSIONS[key] = content
+    return content
 
 
 def _starting_message(bot: dict[str, Any], burst: list[Message]) -> Message:
@@ -245,7 +253,7 @@ def step_conversation(session: Session, *, org_id: uuid.UUID | str, conversation
         return why_not
     if bot_session is not None and (bot_session.state.get("wait") or {}).get("kind") in ("api", "ai"):
         return "waiting_on_call"  # the call's result steps it; messages meanwhile are taken after that
-    burst = _unapplied(session, conversation, _applied_up_to(session, conversation))
+    burst = _unapplied(session, conversation)
     if not burst:
         return "nothing_new"  # a redelivered step, or one whose messages a previous step took
     wait = _still_typing(burst[0])
@@ -408,7 +416,7 @@ def apply_call_result(session: Session, *, org_id: str, conversation_id: str, se
     bot = _content(session, bot_session.chatbot_id, bot_session.version)
     result = flows.step(bot, bot_session.state, event=event, context=turn.context())
     _apply(turn, bot_session, result, key=f"bot:{bot_session.id}:call{event.get('call_id')}")
-    if _unapplied(session, turn.conversation, bot_session.last_message_sequence or 0):
+    if _unapplied(session, turn.conversation):
         # the customer wrote while the call was out: those messages are stepped now (a new start if it ended)
         enqueue_on_commit(session, BOT_STEP, org_id=str(turn.conversation.organization_id),
                           conversation_id=str(turn.conversation.id))

@@ -63,6 +63,7 @@ from shared.services import (
     messages,
     statuses,
 )
+from shared.settings import get_settings
 from shared.whatsapp.outbound import MEDIA_TYPES
 from shared.whatsapp.payloads import InboundMessage, MessagesChange, WebhookError
 
@@ -290,7 +291,9 @@ def _record_many(session: Session, *, org: Organization, arrivals: list[_Arrival
     for conversation in routable:
         if conversation.id in to_bot:  # its bot answers first, one step per conversation after commit
             conversation.owner = ConversationOwner.bot
-            enqueue_on_commit(session, BOT_STEP, org_id=str(org.id), conversation_id=str(conversation.id))
+            # after the burst window: a customer still typing gets one answer, to all they wrote
+            enqueue_on_commit(session, BOT_STEP, countdown=get_settings().bot_burst_seconds or None,
+                              org_id=str(org.id), conversation_id=str(conversation.id))
             continue
         if conversation.department_id in no_agent_for:
             assignment.queue_unassigned(session, conversation=conversation)
