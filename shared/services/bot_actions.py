@@ -68,9 +68,7 @@ def perform(session: Session, *, org: Organization, conversation: Conversation, 
                 log.info("bots.send_refused", conversation_id=str(conversation.id), code=exc.code)
         elif kind in ("tag", "untag"):
             change = tags.tag_contacts if kind == "tag" else tags.untag_contacts
-            session.flush()  # tagging expires the whole session: what this step changed must be written first
-            change(session, org_id=org.id, contact_ids=[contact.id], names=[action["tag"]])
-            session.expire(contact, ["tags"])
+            change(session, org_id=org.id, contact_ids=[contact.id], names=[action["tag"]])  # contact.tags reread
         elif kind == "set_lifecycle_stage":
             contact.lifecycle_stage = action["stage"]
         elif kind == "change_lead_score":

@@ -39,7 +39,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import and_, exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from shared import flows
 from shared.errors import DomainError
@@ -118,13 +118,12 @@ def event_of(message: Message) -> dict[str, Any]:
 
 
 class _Turn:
-    """What one step works with: the locked conversation, its contact, organization, number and session."""
+    """What one step works with: the locked conversation, its contact, organization and number (`_lock_turn`)."""
 
-    def __init__(self, session: Session, conversation: Conversation) -> None:
+    def __init__(self, session: Session, conversation: Conversation, contact: Contact, org: Organization,
+                 number: WhatsAppNumber) -> None:
         self.session, self.conversation = session, conversation
-        self.contact = session.get(Contact, conversation.contact_id)
-        self.org = session.get(Organization, conversation.organization_id)
-        self.number = session.get(WhatsAppNumber, conversation.number_id)
+        self.contact, self.org, self.number = contact, org, number
 
     def context(self) -> dict[str, Any]:
         contact = self.contact
@@ -136,19 +135,39 @@ class _Turn:
                             "attributes": dict(contact.custom_attributes or {})}}
 
 
-def _lock_conversation(session: Session, org_id: uuid.UUID | str, conversation_id: uuid.UUID | str
-                       ) -> Conversation | None:
-    return session.execute(
-        select(Conversation).where(Conversation.organization_id == uuid.UUID(str(org_id)),
-                                   Conversation.id == uuid.UUID(str(conversation_id))).with_for_update()
-    ).scalar_one_or_none()
+def _lock_turn(session: Session, org_id: uuid.UUID | str, conversation_id: uuid.UUID | str) -> _Turn | None:
+    """The conversation locked, with its contact, organization and number, in one round trip.
+
+    Every step reads all four (a query each, the contact twice with its tags, was a fifth of the bots
+    pool's time). Only the conversation is locked, as before. Outer joins: a soft-deleted contact,
+    organization or number comes back None, as `session.get` answered. The contact's tags (the
+    interpreter's context reads them) come in the same round trip, a row per tag.
+    """
+    row = session.execute(
+        select(Conversation, Contact, Organization, WhatsAppNumber)
+        .outerjoin(Contact, Contact.id == Conversation.contact_id)
+        .outerjoin(Organization, Organization.id == Conversation.organization_id)
+        .outerjoin(WhatsAppNumber, WhatsAppNumber.id == Conversation.number_id)
+        .where(Conversation.organization_id == uuid.UUID(str(org_id)),
+               Conversation.id == uuid.UUID(str(conversation_id)))
+        .options(joinedload(Contact.tags))
+        .with_for_update(of=Conversation)
+    ).unique().one_or_none()
+    return _Turn(session, *row) if row is not None else None
 
 
-def _live_session(session: Session, conversation: Conversation) -> BotSession | None:
-    return session.execute(
-        select(BotSession).where(BotSession.conversation_id == conversation.id,
-                                 BotSession.status.in_(LIVE_BOT_SESSION_STATUSES)).with_for_update()
-    ).scalar_one_or_none()
+def _live_session(session: Session, conversation: Conversation) -> tuple[BotSession | None, bool]:
+    """The conversation's live session (locked), and whether an agent replied since it started: one round
+    trip, and no reply check at all when there is no session."""
+    agent_replied = exists().where(
+        Message.conversation_id == conversation.id, Message.direction == Direction.outbound,
+        Message.sender_type == SenderType.agent, Message.created_at >= BotSession.created_at)
+    row = session.execute(
+        select(BotSession, agent_replied).where(BotSession.conversation_id == conversation.id,
+                                                BotSession.status.in_(LIVE_BOT_SESSION_STATUSES))
+        .with_for_update(of=BotSession)
+    ).one_or_none()
+    return (row[0], bool(row[1])) if row is not None else (None, False)
 
 
 def _agent_reply_since(session: Session, conversation: Conversation, bot_session: BotSession) -> Message | None:
@@ -171,15 +190,16 @@ def _to_the_replier(session: Session, conversation: Conversation, reply: Message
     _to_agents(session, conversation, "agent_replied")
 
 
-def _bot_out(session: Session, conversation: Conversation, bot_session: BotSession | None) -> str | None:
+def _bot_out(turn: _Turn, bot_session: BotSession | None, agent_replied: bool) -> str | None:
     """Why the bot may not act on this conversation now (None: it may); an agent's reply ends its session."""
+    session, conversation = turn.session, turn.conversation
     if conversation.assigned_agent_id is not None:
         return "agent_owned"
-    if session.get(Contact, conversation.contact_id).is_blocked:
+    if turn.contact.is_blocked:
         return "blocked"
     if bot_session is not None and bot_session.status not in STEPPING:
         return "handed_off"
-    reply = _agent_reply_since(session, conversation, bot_session) if bot_session is not None else None
+    reply = _agent_reply_since(session, conversation, bot_session) if agent_replied else None
     if reply is not None:
         # A person answered while the bot waited: they have the conversation, the bot answers no more.
         _end(bot_session, BotEndReason.agent)
@@ -244,11 +264,12 @@ def _starting_message(bot: dict[str, Any], burst: list[Message]) -> Message:
 
 def step_conversation(session: Session, *, org_id: uuid.UUID | str, conversation_id: uuid.UUID | str) -> str:
     """Advance the conversation's bot by its newest unapplied inbound message; what happened, for the log."""
-    conversation = _lock_conversation(session, org_id, conversation_id)
-    if conversation is None:
+    turn = _lock_turn(session, org_id, conversation_id)
+    if turn is None:
         return "no_conversation"
-    bot_session = _live_session(session, conversation)
-    why_not = _bot_out(session, conversation, bot_session)
+    conversation = turn.conversation
+    bot_session, agent_replied = _live_session(session, conversation)
+    why_not = _bot_out(turn, bot_session, agent_replied)
     if why_not:
         return why_not
     if bot_session is not None and (bot_session.state.get("wait") or {}).get("kind") in ("api", "ai"):
@@ -261,7 +282,6 @@ def step_conversation(session: Session, *, org_id: uuid.UUID | str, conversation
         enqueue_on_commit(session, BOT_STEP, countdown=wait, org_id=str(conversation.organization_id),
                           conversation_id=str(conversation.id))
         return "settling"
-    turn = _Turn(session, conversation)
     if bot_session is None:
         chatbot = session.get(Chatbot, turn.number.default_chatbot_id) if turn.number.default_chatbot_id else None
         if chatbot is None or chatbot.deleted_at is not None or not chatbot.is_active or chatbot.live_version is None:
@@ -339,16 +359,16 @@ def _to_agents(session: Session, conversation: Conversation, why: str) -> str:
 def _session_turn(session: Session, org_id: str, conversation_id: str, session_id: str
                   ) -> tuple[_Turn | None, BotSession | None, str | None]:
     """The locked conversation's turn and its live session `session_id`, or why there is nothing to do."""
-    conversation = _lock_conversation(session, org_id, conversation_id)
-    if conversation is None:
+    turn = _lock_turn(session, org_id, conversation_id)
+    if turn is None:
         return None, None, "no_conversation"
-    bot_session = _live_session(session, conversation)
+    bot_session, agent_replied = _live_session(session, turn.conversation)
     if bot_session is None or str(bot_session.id) != str(session_id):
         return None, None, "session_over"
-    why_not = _bot_out(session, conversation, bot_session)
+    why_not = _bot_out(turn, bot_session, agent_replied)
     if why_not:
         return None, None, why_not
-    return _Turn(session, conversation), bot_session, None
+    return turn, bot_session, None
 
 
 def due_sessions(session: Session, *, limit: int = 500) -> list[dict[str, str]]:

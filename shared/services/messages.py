@@ -223,7 +223,7 @@ def queue_reply(session: Session, *, org_id: uuid.UUID, conversation_id: uuid.UU
                 viewer_role: Role, spec: dict[str, Any], idempotency_key: str | None = None) -> tuple[Message, bool]:
     """An agent's (or admin's) reply in a conversation they may see."""
     context = send_context.read_for_send(session, org_id=org_id, conversation_id=conversation_id,
-                                         viewer_id=viewer_id, viewer_role=viewer_role)
+                                         viewer_id=viewer_id, viewer_role=viewer_role, idempotency_key=idempotency_key)
     return _queue(session, context=context, spec=spec, sender_type=SenderType.agent, sender_user_id=viewer_id,
                   idempotency_key=idempotency_key)
 
@@ -241,7 +241,8 @@ def queue_message(
 ) -> tuple[Message, bool]:
     """`_queue` for a caller holding the conversation's object (kept up to date here)."""
     session.flush()  # the plain SQL below reads the conversation as this transaction left it
-    context = send_context.read_for_send(session, org_id=org.id, conversation_id=conversation.id)
+    context = send_context.read_for_send(session, org_id=org.id, conversation_id=conversation.id,
+                                         idempotency_key=idempotency_key)
     message, created = _queue(session, context=context, spec=spec, sender_type=sender_type,
                               sender_user_id=sender_user_id, idempotency_key=idempotency_key, campaign_id=campaign_id)
     if created:
@@ -265,13 +266,13 @@ def _queue(
     """The message as `queued` in the conversation `read_for_send` read, and its number's dispatcher armed
     after commit; (message, created).
 
-    With an `idempotency_key` a repeated request returns the message the first one made.
+    With an `idempotency_key` a repeated request returns the message the first one made (`read_for_send`
+    found it; one made since by a concurrent request is found when the insert meets its key).
     """
     org_id = context.organization_id
-    if idempotency_key:
-        existing = find_by_idempotency_key(session, org_id=org_id, key=idempotency_key)
-        if existing is not None:
-            return _repeated(session, existing, context=context, spec=spec), False
+    if idempotency_key and context.idempotency_key_used_by is not None:  # read with the context
+        existing = session.get(Message, context.idempotency_key_used_by)
+        return _repeated(session, existing, context=context, spec=spec), False
     organizations.check_can_send(context)
     if sender_type != SenderType.system and context.max_monthly_messages is not None:
         # a keyword's confirmation always goes: it is the law, not marketing

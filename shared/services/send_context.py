@@ -2,7 +2,8 @@
 
 Every agent reply takes this path, so both are plain SQL on the session's own connection
 (shared.db.driver_connection): `read_for_send` reads everything the send rules need (the conversation,
-its number, its contact, its organization and plan, the viewer's departments) in one round trip;
+its number, its contact, its organization and plan, the viewer's departments, the message an
+Idempotency-Key already names) in one round trip;
 `insert_queued` locks the conversation, inserts the message and moves the conversation's preview in
 one statement, so the send request needs no transaction around them (web.db.writes_once: no BEGIN,
 no COMMIT round trip). Between the two a rule may change (the window closes, the contact is blocked):
@@ -33,7 +34,9 @@ SELECT c.id AS conversation_id, c.organization_id, c.window_expires_at, c.unreac
        n.id AS number_id, n.waba_id, n.deleted_at IS NOT NULL AS number_deleted,
        ct.id AS contact_id, ct.deleted_at, ct.blocked_at, ct.phone_e164, ct.wa_id, ct.marketing_consent,
        ct.utility_consent,
-       o.suspended_at, o.subscription_status, o.trial_ends_at, p.max_monthly_messages
+       o.suspended_at, o.subscription_status, o.trial_ends_at, p.max_monthly_messages,
+       (SELECT m.id FROM messages m WHERE m.organization_id = c.organization_id
+                                      AND m.idempotency_key = %(idempotency_key)s) AS idempotency_key_used_by
 FROM conversations c
 JOIN whatsapp_numbers n ON n.id = c.number_id
 JOIN contacts ct ON ct.id = c.contact_id
@@ -114,6 +117,7 @@ class SendContext:
     subscription_status: str
     trial_ends_at: dt.datetime | None
     max_monthly_messages: int | None
+    idempotency_key_used_by: uuid.UUID | None  # the message an earlier request with the same key made
 
     @property
     def is_suspended(self) -> bool:
@@ -124,9 +128,11 @@ class SendContext:
 
 
 def read_for_send(session: Session, *, org_id: uuid.UUID, conversation_id: uuid.UUID | str,
-                  viewer_id: uuid.UUID | None = None, viewer_role: Role | None = None) -> SendContext:
-    """The conversation with what the send rules read. An agent viewer gets the same 404 for a conversation
-    they may not see as for a missing one."""
+                  viewer_id: uuid.UUID | None = None, viewer_role: Role | None = None,
+                  idempotency_key: str | None = None) -> SendContext:
+    """The conversation with what the send rules read, and which message already holds `idempotency_key`
+    (in the same round trip: a bot step's replies each looked it up on their own). An agent viewer gets the
+    same 404 for a conversation they may not see as for a missing one."""
     not_found = conversations.ConversationNotFoundError(f"conversation {conversation_id} not found")
     try:
         conversation_uuid = uuid.UUID(str(conversation_id))
@@ -134,7 +140,7 @@ def read_for_send(session: Session, *, org_id: uuid.UUID, conversation_id: uuid.
         raise not_found from exc
     with driver_connection(session).cursor(row_factory=class_row(SendContext)) as cursor:
         context = cursor.execute(_CONTEXT, {"conversation_id": conversation_uuid, "org_id": org_id,
-                                            "viewer_id": viewer_id}).fetchone()
+                                            "viewer_id": viewer_id, "idempotency_key": idempotency_key}).fetchone()
     if context is None:
         raise not_found
     if viewer_role == Role.agent and not conversations.agent_sees(

@@ -19,15 +19,27 @@ class TagNotFoundError(NotFoundError):
 
 
 def ensure_tags(session: Session, *, org_id: uuid.UUID, names: Iterable[str]) -> dict[str, uuid.UUID]:
-    """Tag ids by name, creating the missing ones (race-safe: ON CONFLICT)."""
+    """Tag ids by name, creating the missing ones (race-safe: ON CONFLICT).
+
+    Read first: the tags almost always exist (a bot tagging each customer it answers), and then one
+    query is enough; only missing ones cost the insert and a second read.
+    """
     names = sorted({name.strip() for name in names if name and name.strip()})
     if not names:
         return {}
+    found = _tag_ids(session, org_id, names)
+    missing = [name for name in names if name not in found]
+    if not missing:
+        return found
     session.execute(
         insert(Tag)
-        .values([{"organization_id": org_id, "name": name} for name in names])
+        .values([{"organization_id": org_id, "name": name} for name in missing])
         .on_conflict_do_nothing(index_elements=[Tag.organization_id, Tag.name])
     )
+    return {**found, **_tag_ids(session, org_id, missing)}
+
+
+def _tag_ids(session: Session, org_id: uuid.UUID, names: list[str]) -> dict[str, uuid.UUID]:
     rows = session.execute(select(Tag.name, Tag.id).where(Tag.organization_id == org_id, Tag.name.in_(names)))
     return {name: tag_id for name, tag_id in rows}
 
@@ -86,7 +98,7 @@ def tag_contacts(session: Session, *, org_id: uuid.UUID, contact_ids: list[uuid.
         return 0
     pairs = [{"contact_id": c, "tag_id": t} for c in contact_ids for t in tag_ids.values()]
     result = session.execute(insert(contact_tags).values(pairs).on_conflict_do_nothing())
-    session.expire_all()
+    _expire_tags(session, contact_ids)
     return result.rowcount
 
 
@@ -99,5 +111,16 @@ def untag_contacts(session: Session, *, org_id: uuid.UUID, contact_ids: list[uui
     result = session.execute(
         delete(contact_tags).where(contact_tags.c.contact_id.in_(contact_ids), contact_tags.c.tag_id.in_(tag_ids))
     )
-    session.expire_all()
+    _expire_tags(session, contact_ids)
     return result.rowcount
+
+
+def _expire_tags(session: Session, contact_ids: list[uuid.UUID]) -> None:
+    """The changed contacts' `tags`, as loaded in this session, read again on next access: the one thing
+    the plain INSERT/DELETE on contact_tags left stale. Expiring the whole session instead made a bot
+    step that tags read its conversation, contact, organization and session again (and dropped any
+    change not flushed yet)."""
+    changed = set(contact_ids)
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Contact) and obj.id in changed:
+            session.expire(obj, ["tags"])

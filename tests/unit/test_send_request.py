@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -75,6 +76,24 @@ def test_a_request_that_meets_its_idempotency_key_at_the_insert_returns_the_firs
 
     monkeypatch.setattr(messages, "find_by_idempotency_key", missed_by_the_first_look)
     second = _reply(client, conversation, admin_headers, "Only once", **{"Idempotency-Key": "race-1"})
+    assert second.status_code == 202 and second.get_json()["id"] == first.get_json()["id"]
+    assert len(_outbound(db_session)) == 1 and _armed(published) == []
+
+
+def test_a_request_whose_context_read_missed_its_idempotency_key_meets_it_at_the_insert(
+        deliver, db_session, client, admin_headers, published, monkeypatch):
+    deliver(inbound(text("Hi")))
+    conversation = the_conversation(db_session)
+    first = _reply(client, conversation, admin_headers, "Only once", **{"Idempotency-Key": "race-2"})
+    published.clear()
+    read = send_context.read_for_send
+
+    def read_before_the_first_committed(session, **kwargs):
+        # read_for_send looks the key up with the context: the twin request read it before the first committed
+        return dataclasses.replace(read(session, **kwargs), idempotency_key_used_by=None)
+
+    monkeypatch.setattr(send_context, "read_for_send", read_before_the_first_committed)
+    second = _reply(client, conversation, admin_headers, "Only once", **{"Idempotency-Key": "race-2"})
     assert second.status_code == 202 and second.get_json()["id"] == first.get_json()["id"]
     assert len(_outbound(db_session)) == 1 and _armed(published) == []
 
