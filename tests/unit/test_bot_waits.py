@@ -251,6 +251,8 @@ def test_stats_count_a_chatbots_sessions_and_where_they_ended_per_node(deliver, 
     answer = client.get(f"/api/v1/chatbots/{chatbot.id}/stats", headers=admin_headers)
     assert answer.status_code == 200, answer.get_json()
     stats = answer.get_json()
+    period = dt.datetime.fromisoformat(stats["to"]) - dt.datetime.fromisoformat(stats["from"])
+    assert period == dt.timedelta(days=7)  # the default period: the last 7 days
     assert stats["sessions"] == {"started": 3, "completed": 2, "handed_off": 0, "timed_out": 1, "dropped": 0,
                                  "active": 1}
     nodes = {node["node_id"]: node for node in stats["nodes"]}

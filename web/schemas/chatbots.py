@@ -245,7 +245,7 @@ class NodeCountsSchema(SessionCountsSchema):
 
 
 class ChatbotStatsSchema(ma.Schema):
-    from_ = ma.fields.AwareDateTime(data_key="from")
+    from_ = ma.fields.AwareDateTime(data_key="from", attribute="from")
     to = ma.fields.AwareDateTime()
     sessions = ma.fields.Nested(SessionCountsSchema)
     nodes = ma.fields.List(ma.fields.Nested(NodeCountsSchema), metadata={
