@@ -26,7 +26,7 @@ from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker, with_loader_criteria
 
-from shared.errors import NotFoundError
+from shared.errors import DomainError, NotFoundError
 from shared.models.base import SoftDeleteMixin, TenantMixin
 from shared.settings import get_settings
 
@@ -245,3 +245,13 @@ def get_owned(session: Session, model: type[T], object_id: uuid.UUID | str, *, o
     if found is None:
         raise not_found(f"{what} {object_id} not found")
     return found
+
+
+def ensure_name_free(session: Session, model: type, *, org_id: uuid.UUID, name: str, taken: type[DomainError],
+                     what: str, except_id: uuid.UUID | None = None) -> None:
+    """`taken` ("A <what> named ... already exists") when another `model` row of the organization has `name`."""
+    existing = session.execute(
+        select(model.id).where(model.organization_id == org_id, model.name == name)
+    ).scalar_one_or_none()
+    if existing is not None and existing != except_id:
+        raise taken(f"A {what} named {name!r} already exists", details={"field": "name"})

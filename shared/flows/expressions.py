@@ -14,6 +14,8 @@ reads as a number compare as numbers; a comparison between values that cannot be
 
 from __future__ import annotations
 
+import functools
+
 import re
 from typing import Any, Callable
 
@@ -131,7 +133,7 @@ class _Parser:
             if self.kind != "]":
                 self.take(",")
         self.take("]")
-        return ("list", items)
+        return ("list", tuple(items))
 
     def path(self) -> tuple:
         position = self.tokens[self.index][2]
@@ -158,6 +160,12 @@ def parse(source: str) -> tuple:
     """The syntax tree of `source`; raises ExpressionError for anything outside the grammar."""
     if not isinstance(source, str) or not source.strip():
         raise ExpressionError("the expression is empty")
+    return _parsed(source)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(source: str) -> tuple:
+    # Trees are nested tuples, never changed once built: a condition a bot evaluates at every step is parsed once.
     return _Parser(source).parse()
 
 

@@ -75,8 +75,9 @@ def _edge_problems(flow_id: str, flow: dict[str, Any], nodes: dict[str, dict]) -
             problems.append(_problem(flow_id, source if source in nodes else None, f"edges[{position}]",
                                      f"{label} is dangling: node {missing!r} does not exist in this flow"))
             continue
-        if name not in allowed_handles(nodes[source]):
-            wanted = sorted(str(h) for h in allowed_handles(nodes[source])) or ["none: this node ends the path"]
+        allowed = allowed_handles(nodes[source])
+        if name not in allowed:
+            wanted = sorted(str(h) for h in allowed) or ["none: this node ends the path"]
             problems.append(_problem(flow_id, source, f"edges[{position}].sourceHandle",
                                      f"{label} leaves by handle {name!r}; this node's handles are {', '.join(wanted)}"))
         elif (source, name) in seen:
@@ -162,9 +163,11 @@ def _flow_problems(bot: dict[str, Any], flow_id: str, flow: Any) -> list[dict[st
                  for node_id, n in counts.items() if n > 1]
     nodes = nodes_by_id(flow)
     problems += _edge_problems(flow_id, flow, nodes)
-    wired = edges_by_handle(flow)
+    handles_of: dict[str, set[str | None]] = defaultdict(set)  # node id -> the handles its edges leave by
+    for source, name in edges_by_handle(flow):
+        handles_of[source].add(name)
     for node_id, node in nodes.items():
-        present = {name for (source, name) in wired if source == node_id}
+        present = handles_of[node_id]
         problems += [_problem(flow_id, node_id, "edges", why) for name, why in required_handles(node, present)
                      if name not in present]
         if node.get("type") == "jump" and _jump_target(bot, flow_id, data_of(node))[1] is None:

@@ -11,7 +11,6 @@ import datetime as dt
 from typing import Any
 
 from shared.flows.answers import read_answer
-from shared.flows.index import edges_by_handle
 from shared.flows.messages import question_kind
 from shared.flows.scope import write_variable
 from shared.flows.triggers import find_start
@@ -98,8 +97,7 @@ def _answer(walk: Walk, event: dict[str, Any]) -> bool:
     data = node.get("data") or {}
     if node.get("type") == "message":  # an interactive message: its buttons' edges, or the default one
         clicked = event.get("id") if event.get("type") in ("button", "list") else None
-        wired = edges_by_handle(walk.flow())
-        if (walk.state["node_id"], clicked) not in wired and (walk.state["node_id"], None) not in wired:
+        if walk.target(clicked, None) is None:
             return False
         walk.follow(clicked, None)
         return True
@@ -109,8 +107,7 @@ def _answer(walk: Walk, event: dict[str, Any]) -> bool:
         walk.follow(value, None) if data.get("answer_type") == "choice" else walk.follow(None)
     elif walk.state["wait"]["retries"] < data.get("retry_limit", 2):
         _retry(walk, data)
-    elif (walk.state["node_id"], "retry_limit") in edges_by_handle(walk.flow()) or \
-            (walk.state["node_id"], "invalid") in edges_by_handle(walk.flow()):
+    elif walk.target("retry_limit", "invalid") is not None:
         walk.follow("retry_limit", "invalid")
     else:
         walk.hand_off(None)  # a customer who cannot get past a question needs a person

@@ -19,8 +19,6 @@ from shared.flows.templating import render, render_all
 # loops it can see; a condition that keeps choosing a way back is caught here).
 MAX_NODES_WITHOUT_CUSTOMER = 100
 DEFAULT_CALL_TIMEOUT = {"api_call": 10, "ai_prompt": 20}
-CONTACT_OPERATIONS = ("tag", "untag", "set_lifecycle_stage", "change_lead_score", "opt_in", "opt_out",
-                      "set_attribute", "assign_department", "close_conversation")
 
 
 class Walk:
@@ -30,6 +28,7 @@ class Walk:
         self.context = context
         self.contact = scope.contact_view(context.get("contact"))
         self.actions: list[dict[str, Any]] = []
+        self._lookups: dict[str, tuple[dict, dict]] = {}  # flow id -> (nodes by id, edges by handle), built once
         self.visited: list[dict[str, str]] = []
         self.errors: list[str] = []
 
@@ -41,8 +40,21 @@ class Walk:
     def flow(self) -> dict[str, Any]:
         return self.bot["flows"][self.state["flow_id"]]
 
+    def _lookup(self) -> tuple[dict[str, dict], dict[tuple[str, str | None], str]]:
+        """The current flow's nodes by id and edges by (node, handle): built once per step, not per node."""
+        flow_id = self.state["flow_id"]
+        if flow_id not in self._lookups:
+            self._lookups[flow_id] = (nodes_by_id(self.flow()), edges_by_handle(self.flow()))
+        return self._lookups[flow_id]
+
     def node(self) -> dict[str, Any] | None:
-        return nodes_by_id(self.flow()).get(self.state["node_id"])
+        return self._lookup()[0].get(self.state["node_id"])
+
+    def target(self, *handles: str | None) -> str | None:
+        """Where the current node's first wired handle of `handles` leads; None when none is wired."""
+        wired = self._lookup()[1]
+        return next((wired[(self.state["node_id"], name)] for name in handles
+                     if (self.state["node_id"], name) in wired), None)
 
     def data(self) -> dict[str, Any]:
         return (self.node() or {}).get("data") or {}
@@ -54,13 +66,10 @@ class Walk:
 
     def follow(self, *handles: str | None) -> None:
         """Continue by the first of `handles` that has an edge; the session ends where none has."""
-        wired = edges_by_handle(self.flow())
-        for name in handles:
-            target = wired.get((self.state["node_id"], name))
-            if target is not None:
-                self.run_from(self.state["flow_id"], target)
-                return
-        self.finish("ended")
+        target = self.target(*handles)
+        if target is None:
+            return self.finish("ended")
+        self.run_from(self.state["flow_id"], target)
 
     def run_from(self, flow_id: str, node_id: str) -> None:
         self.state["wait"] = None
@@ -104,7 +113,7 @@ class Walk:
 
     def next_of(self, handle: str | None) -> tuple[str, str] | None:
         """Where `handle` leads inside this node, for nodes that do not wait; ends the session when nowhere."""
-        target = edges_by_handle(self.flow()).get((self.state["node_id"], handle))
+        target = self.target(handle)
         if target is None:
             self.finish("ended")
             return None

@@ -20,8 +20,8 @@ from shared.queueing.names import queue_for
 log = structlog.get_logger(__name__)
 _KIND = "publish"
 
-# (task name, kwargs); a delayed publish also passes countdown= (seconds).
-Publisher = Callable[..., None]
+# (task name, kwargs, countdown: seconds to wait, or None)
+Publisher = Callable[[str, dict[str, Any], float | None], None]
 
 
 def _send_with_celery(task_name: str, kwargs: dict[str, Any], countdown: float | None = None) -> None:
@@ -54,20 +54,13 @@ def enqueue_on_commit(session: Session, task_name: str, *, countdown: float | No
 
 def publish_now(task_name: str, *, countdown: float | None = None, **kwargs: Any) -> None:
     """Publish outside any transaction (beat fan-outs, sweeps re-enqueueing committed intents)."""
-    _publish(task_name, json.loads(json.dumps(kwargs, default=str)), countdown)
-
-
-def _publish(task_name: str, kwargs: dict[str, Any], countdown: float | None) -> None:
-    if countdown:
-        _publisher(task_name, kwargs, countdown=countdown)
-    else:
-        _publisher(task_name, kwargs)
+    _publisher(task_name, json.loads(json.dumps(kwargs, default=str)), countdown or None)
 
 
 def _publish_all(pending: list[tuple[str, dict[str, Any], float | None]]) -> None:
     for task_name, kwargs, countdown in pending:
         try:
-            _publish(task_name, kwargs, countdown)
+            _publisher(task_name, kwargs, countdown or None)
         except Exception:  # the intent is committed; the sweep will publish it again
             log.exception("queueing.publish_failed", task=task_name)
 

@@ -33,6 +33,8 @@ from requests.adapters import HTTPAdapter
 from sqlalchemy.orm import Session
 
 from shared.crypto import SecretUnreadableError
+from shared.flows.nodes import MAX_CALL_TIMEOUT
+from shared.flows.walk import DEFAULT_CALL_TIMEOUT
 from shared.public_urls import UrlNotAllowedError, check_public_url
 from shared.services import ai_settings
 from shared.settings import get_settings
@@ -40,8 +42,8 @@ from shared.settings import get_settings
 log = structlog.get_logger(__name__)
 
 MAX_BODY_BYTES = 256 * 1024
-MAX_TIMEOUT_SECONDS = 60.0
-DEFAULT_TIMEOUT_SECONDS = {"call_api": 10.0, "call_ai": 20.0}  # as the interpreter's defaults
+# The interpreter's own limits (shared/flows), by the action each node asks for.
+DEFAULT_TIMEOUT_SECONDS = {"call_api": DEFAULT_CALL_TIMEOUT["api_call"], "call_ai": DEFAULT_CALL_TIMEOUT["ai_prompt"]}
 READ_CHUNK_BYTES = 16 * 1024
 # What an HTTP request may not carry from a flow: the connection's own business.
 HEADERS_NOT_FORWARDED = {"host", "content-length", "transfer-encoding", "connection"}
@@ -83,7 +85,7 @@ def _timeout(action: dict[str, Any]) -> float:
         seconds = float(action.get("timeout_seconds") or DEFAULT_TIMEOUT_SECONDS[action["type"]])
     except (TypeError, ValueError):
         seconds = DEFAULT_TIMEOUT_SECONDS[action["type"]]
-    return min(max(seconds, 0.1), MAX_TIMEOUT_SECONDS)
+    return min(max(seconds, 0.1), MAX_CALL_TIMEOUT)
 
 
 def _read_body(response: requests.Response, *, deadline: float, timeout: float) -> bytes:

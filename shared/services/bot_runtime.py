@@ -156,14 +156,17 @@ def _lock_turn(session: Session, org_id: uuid.UUID | str, conversation_id: uuid.
     return _Turn(session, *row) if row is not None else None
 
 
+def _agent_reply(conversation: Conversation, since) -> Any:
+    """An agent's message in the conversation at or after `since` (a time, or the session's column)."""
+    return and_(Message.conversation_id == conversation.id, Message.direction == Direction.outbound,
+                Message.sender_type == SenderType.agent, Message.created_at >= since)
+
+
 def _live_session(session: Session, conversation: Conversation) -> tuple[BotSession | None, bool]:
     """The conversation's live session (locked), and whether an agent replied since it started: one round
     trip, and no reply check at all when there is no session."""
-    agent_replied = exists().where(
-        Message.conversation_id == conversation.id, Message.direction == Direction.outbound,
-        Message.sender_type == SenderType.agent, Message.created_at >= BotSession.created_at)
     row = session.execute(
-        select(BotSession, agent_replied).where(BotSession.conversation_id == conversation.id,
+        select(BotSession, exists().where(_agent_reply(conversation, BotSession.created_at))).where(BotSession.conversation_id == conversation.id,
                                                 BotSession.status.in_(LIVE_BOT_SESSION_STATUSES))
         .with_for_update(of=BotSession)
     ).one_or_none()
@@ -172,9 +175,7 @@ def _live_session(session: Session, conversation: Conversation) -> tuple[BotSess
 
 def _agent_reply_since(session: Session, conversation: Conversation, bot_session: BotSession) -> Message | None:
     return session.execute(
-        select(Message).where(Message.conversation_id == conversation.id, Message.direction == Direction.outbound,
-                              Message.sender_type == SenderType.agent,
-                              Message.created_at >= bot_session.created_at).order_by(Message.sequence).limit(1)
+        select(Message).where(_agent_reply(conversation, bot_session.created_at)).order_by(Message.sequence).limit(1)
     ).scalar_one_or_none()
 
 
@@ -202,7 +203,7 @@ def _bot_out(turn: _Turn, bot_session: BotSession | None, agent_replied: bool) -
     reply = _agent_reply_since(session, conversation, bot_session) if agent_replied else None
     if reply is not None:
         # A person answered while the bot waited: they have the conversation, the bot answers no more.
-        _end(bot_session, BotEndReason.agent)
+        _end(bot_session, BotEndReason.agent, conversation)
         session.flush()
         _to_the_replier(session, conversation, reply)
         session.flush()
@@ -210,20 +211,27 @@ def _bot_out(turn: _Turn, bot_session: BotSession | None, agent_replied: bool) -
     return None
 
 
-def _end(bot_session: BotSession, reason: BotEndReason) -> None:
+def _end(bot_session: BotSession, reason: BotEndReason, conversation: Conversation) -> None:
+    """The session ended; a conversation the bot held belongs to nobody (the next message starts again)."""
     bot_session.status, bot_session.ended_at = BotSessionStatus.ended, utcnow()
     bot_session.due_at, bot_session.pending_call = None, None
     bot_session.end_reason = bot_session.end_reason or reason.value
+    if conversation.owner == ConversationOwner.bot:
+        conversation.owner = ConversationOwner.none
+
+
+def _applied_up_to(conversation_id) -> Any:
+    """The sequence of the last inbound message a step applied in the conversation (an id or the column):
+    every session of the conversation, ended ones too, marks what was applied, so a message is fed once."""
+    return (select(func.coalesce(func.max(BotSession.last_message_sequence), 0))
+            .where(BotSession.conversation_id == conversation_id).scalar_subquery())
 
 
 def _unapplied(session: Session, conversation: Conversation) -> list[Message]:
-    """The newest inbound messages no step applied yet, newest first. Every session of the conversation,
-    ended ones too, marks what was applied: a message is fed once."""
-    applied = (select(func.coalesce(func.max(BotSession.last_message_sequence), 0))
-               .where(BotSession.conversation_id == conversation.id).scalar_subquery())
+    """The newest inbound messages no step applied yet, newest first."""
     return list(session.execute(
         select(Message).where(Message.conversation_id == conversation.id, Message.direction == Direction.inbound,
-                              Message.sequence > applied)
+                              Message.sequence > _applied_up_to(conversation.id))
         .order_by(Message.sequence.desc()).limit(BURST_LOOKBACK)
     ).scalars())
 
@@ -334,7 +342,7 @@ def _apply(turn: _Turn, bot_session: BotSession, result: dict[str, Any], *, key:
     bot_session.path = [*(bot_session.path or []), *dict.fromkeys(
         f"{v['flow_id']}/{v['node_id']}" for v in result["visited"] if f"{v['flow_id']}/{v['node_id']}" not in seen)]
     if bot_session.status == BotSessionStatus.ended:
-        _end(bot_session, BotEndReason.completed)
+        _end(bot_session, BotEndReason.completed, conversation)
     elif bot_session.status == BotSessionStatus.handoff:
         bot_session.end_reason, bot_session.due_at = BotEndReason.handoff.value, None
     session.flush()
@@ -344,8 +352,6 @@ def _apply(turn: _Turn, bot_session: BotSession, result: dict[str, Any], *, key:
         enqueue_on_commit(session, BOT_CALL, org_id=str(conversation.organization_id),
                           conversation_id=str(conversation.id), session_id=str(bot_session.id),
                           call_id=call["call_id"])
-    if bot_session.status == BotSessionStatus.ended and conversation.owner == ConversationOwner.bot:
-        conversation.owner = ConversationOwner.none
     session.flush()
 
 
@@ -407,9 +413,7 @@ def fire_due(session: Session, *, org_id: str, conversation_id: str, session_id:
                                        f"{bot_session.state['flow_id']}/{bot_session.state['node_id']}"]
         _apply(turn, bot_session, result, key=f"bot:{bot_session.id}:timeout{wait.get('id')}")
         return "timed_out"
-    _end(bot_session, BotEndReason.expired)  # silent past the idle limit on a question without a timeout
-    if turn.conversation.owner == ConversationOwner.bot:
-        turn.conversation.owner = ConversationOwner.none
+    _end(bot_session, BotEndReason.expired, turn.conversation)  # silent past the idle limit, no timeout of its own
     session.flush()
     return "expired"
 
@@ -446,15 +450,13 @@ def apply_call_result(session: Session, *, org_id: str, conversation_id: str, se
 def lost_steps(session: Session, *, older_than: dt.datetime, limit: int = 500) -> list[dict[str, str]]:
     """Conversations the bot has with an inbound message no step applied since before `older_than`: a
     `bots.step` publish was lost (broker down, a worker killed before its delayed step ran)."""
-    applied = (select(func.coalesce(func.max(BotSession.last_message_sequence), 0))
-               .where(BotSession.conversation_id == Conversation.id).scalar_subquery())
     rows = session.execute(
         select(Conversation.organization_id, Conversation.id).where(
             Conversation.owner == ConversationOwner.bot, Conversation.assigned_agent_id.is_(None),
             Conversation.last_message_at < older_than,
             Conversation.last_message_at > older_than - dt.timedelta(days=1),
             exists().where(and_(Message.conversation_id == Conversation.id, Message.direction == Direction.inbound,
-                                Message.sequence > applied)))
+                                Message.sequence > _applied_up_to(Conversation.id))))
         .limit(limit)
     ).all()
     return [{"org_id": str(org), "conversation_id": str(cid)} for org, cid in rows]

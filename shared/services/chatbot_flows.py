@@ -74,12 +74,6 @@ def list_flows(session: Session, *, chatbot: Chatbot) -> list[ChatbotFlow]:
     ).scalars())
 
 
-def main_flow(session: Session, *, chatbot: Chatbot) -> ChatbotFlow | None:
-    return session.execute(
-        select(ChatbotFlow).where(ChatbotFlow.chatbot_id == chatbot.id, ChatbotFlow.is_main.is_(True))
-    ).scalar_one_or_none()
-
-
 def update_flow(session: Session, *, chatbot: Chatbot, flow: ChatbotFlow, changes: dict[str, Any]) -> ChatbotFlow:
     """`is_main: true` moves the main flow here; `is_main: false` on the main flow is refused (say which flow
     is main instead: a chatbot never has none)."""

@@ -10,7 +10,17 @@ from typing import Any
 from sqlalchemy import Integer, and_, func, select, true
 from sqlalchemy.orm import Session
 
+from shared.errors import InvalidInputError
 from shared.models import BotEndReason, BotSession, BotSessionStatus, Chatbot, ChatbotVersion
+from shared.models.base import utcnow
+
+DEFAULT_PERIOD = dt.timedelta(days=7)
+MAX_PERIOD = dt.timedelta(days=366)
+
+
+class InvalidPeriodError(InvalidInputError):
+    code = "invalid_period"
+
 
 # A session that ended without finishing its flow or reaching an agent: it dropped off at its last node.
 DROPPED = (BotEndReason.agent.value, BotEndReason.closed.value, BotEndReason.expired.value)
@@ -38,9 +48,15 @@ def _node_types(session: Session, chatbot: Chatbot) -> dict[str, str]:
     return types
 
 
-def chatbot_stats(session: Session, *, chatbot: Chatbot, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
-    """The sessions `chatbot` started in [start, end): totals, and per node reached / timed out, and the
-    sessions that completed, were handed off, dropped or are still active there (their last node)."""
+def chatbot_stats(session: Session, *, chatbot: Chatbot, start: dt.datetime | None,
+                  end: dt.datetime | None) -> dict[str, Any]:
+    """The sessions `chatbot` started in [start, end) (default: the last 7 days): totals, and per node reached /
+    timed out, and the sessions that completed, were handed off, dropped or are still active there (their last node)."""
+    end = end or utcnow()
+    start = start or end - DEFAULT_PERIOD
+    if not dt.timedelta(0) < end - start <= MAX_PERIOD:
+        raise InvalidPeriodError("`from` must be before `to`, at most 366 days apart",
+                                 details={"from": start.isoformat(), "to": end.isoformat()})
     in_period = and_(BotSession.chatbot_id == chatbot.id, BotSession.created_at >= start, BotSession.created_at < end)
     last_node = func.concat(BotSession.state["flow_id"].astext, "/", BotSession.state["node_id"].astext)
     by_last = session.execute(

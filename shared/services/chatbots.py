@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from shared.db import get_owned
+from shared.db import ensure_name_free, get_owned
 from shared.errors import ConflictError, InvalidInputError, NotFoundError
 from shared.models import Chatbot, WhatsAppNumber
 
@@ -33,17 +33,10 @@ class DefaultChatbotInvalidError(InvalidInputError):
     code = "default_chatbot_invalid"
 
 
-def _ensure_name_free(session: Session, org_id: uuid.UUID, name: str, except_id: uuid.UUID | None = None) -> None:
-    existing = session.execute(
-        select(Chatbot.id).where(Chatbot.organization_id == org_id, Chatbot.name == name)
-    ).scalar_one_or_none()
-    if existing is not None and existing != except_id:
-        raise ChatbotNameTakenError(f"A chatbot named {name!r} already exists", details={"field": "name"})
-
-
 def create_chatbot(session: Session, *, org_id: uuid.UUID, name: str, description: str | None = None,
                    variables: dict[str, Any] | None = None) -> Chatbot:
-    _ensure_name_free(session, org_id, name)
+    ensure_name_free(session, Chatbot, org_id=org_id, name=name,
+                     taken=ChatbotNameTakenError, what="chatbot")
     chatbot = Chatbot(organization_id=org_id, name=name, description=description, variables=variables or {})
     session.add(chatbot)
     session.flush()
@@ -63,7 +56,8 @@ def list_chatbots(session: Session, *, org_id: uuid.UUID) -> list[Chatbot]:
 
 def update_chatbot(session: Session, *, chatbot: Chatbot, changes: dict[str, Any]) -> Chatbot:
     if "name" in changes:
-        _ensure_name_free(session, chatbot.organization_id, changes["name"], except_id=chatbot.id)
+        ensure_name_free(session, Chatbot, org_id=chatbot.organization_id, name=changes["name"],
+                         taken=ChatbotNameTakenError, what="chatbot", except_id=chatbot.id)
     for field, value in changes.items():
         setattr(chatbot, field, value)
     session.flush()

@@ -8,22 +8,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.db import get_owned
+from shared.db import ensure_name_free, get_owned
 from shared.errors import DepartmentNameTakenError, DepartmentNotFoundError
 from shared.models import Department, User
 
 
-def _ensure_name_free(session: Session, *, org_id: uuid.UUID, name: str, except_id: uuid.UUID | None = None) -> None:
-    existing = session.execute(
-        select(Department.id).where(Department.organization_id == org_id, Department.name == name)
-    ).scalar_one_or_none()
-    if existing is not None and existing != except_id:
-        raise DepartmentNameTakenError(f"A department named {name!r} already exists", details={"field": "name"})
-
-
 def create_department(session: Session, *, org_id: uuid.UUID, name: str, description: str | None = None) -> Department:
     name = name.strip()
-    _ensure_name_free(session, org_id=org_id, name=name)
+    ensure_name_free(session, Department, org_id=org_id, name=name,
+                     taken=DepartmentNameTakenError, what="department")
     department = Department(organization_id=org_id, name=name, description=description)
     session.add(department)
     session.flush()
@@ -46,9 +39,8 @@ def list_departments(session: Session, *, org_id: uuid.UUID) -> list[Department]
 def update_department(session: Session, *, department: Department, changes: dict[str, Any]) -> Department:
     if "name" in changes:
         changes["name"] = changes["name"].strip()
-        _ensure_name_free(
-            session, org_id=department.organization_id, name=changes["name"], except_id=department.id
-        )
+        ensure_name_free(session, Department, org_id=department.organization_id, name=changes["name"],
+                         taken=DepartmentNameTakenError, what="department", except_id=department.id)
     for field, value in changes.items():
         setattr(department, field, value)
     session.flush()

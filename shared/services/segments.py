@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.db import get_owned
+from shared.db import ensure_name_free, get_owned
 from shared.errors import ConflictError, NotFoundError
 from shared.models import Segment
 from shared.services import attributes
@@ -24,19 +24,12 @@ def _check_filters(session: Session, org_id: uuid.UUID, filters: dict[str, Any])
     contact_conditions(filters, org_id=org_id, attribute_types=attributes.attribute_types(session, org_id=org_id))
 
 
-def _ensure_name_free(session: Session, org_id: uuid.UUID, name: str, except_id: uuid.UUID | None = None) -> None:
-    existing = session.execute(
-        select(Segment.id).where(Segment.organization_id == org_id, Segment.name == name)
-    ).scalar_one_or_none()
-    if existing is not None and existing != except_id:
-        raise ConflictError(f"A segment named {name!r} already exists", details={"field": "name"})
-
-
 def create_segment(
     session: Session, *, org_id: uuid.UUID, name: str, filters: dict[str, Any], description: str | None = None
 ) -> Segment:
     _check_filters(session, org_id, filters)
-    _ensure_name_free(session, org_id, name)
+    ensure_name_free(session, Segment, org_id=org_id, name=name,
+                     taken=ConflictError, what="segment")
     segment = Segment(organization_id=org_id, name=name, filters=filters, description=description)
     session.add(segment)
     session.flush()
@@ -57,7 +50,8 @@ def update_segment(session: Session, *, segment: Segment, changes: dict[str, Any
     if "filters" in changes:
         _check_filters(session, segment.organization_id, changes["filters"])
     if "name" in changes:
-        _ensure_name_free(session, segment.organization_id, changes["name"], except_id=segment.id)
+        ensure_name_free(session, Segment, org_id=segment.organization_id, name=changes["name"],
+                         taken=ConflictError, what="segment", except_id=segment.id)
     for field, value in changes.items():
         setattr(segment, field, value)
     session.flush()

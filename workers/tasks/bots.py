@@ -5,10 +5,10 @@ import datetime as dt
 import structlog
 
 from shared.db import unit_of_work
+from shared.models.base import utcnow
 from shared.queueing import names
 from shared.queueing.celery_app import celery_app
 from shared.queueing.publish import publish_now
-from shared.models.base import utcnow
 from shared.services import bot_calls, bot_runtime
 from shared.settings import get_settings
 from workers.base import pipeline_task
