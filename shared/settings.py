@@ -102,6 +102,9 @@ class Settings:
     bot_due_interval_seconds: float = 5.0
     bot_idle_expiry_seconds: int = 86_400
     bot_call_grace_seconds: int = 30
+    # Meta's per-message rates by market, for campaign cost estimates (shared/campaigns/pricing.py); dated,
+    # so a new rate card is a new file here or PRICE_TABLE_PATH pointing at one.
+    price_table_path: Path = field(default_factory=lambda: PROJECT_ROOT / "shared" / "campaigns" / "price_table.json")
     # Extra task modules a worker imports (the integration tests load their probe tasks this way).
     extra_task_modules: tuple[str, ...] = ()
 
@@ -165,6 +168,7 @@ class Settings:
             "BOT_DUE_INTERVAL_SECONDS": ("bot_due_interval_seconds", float),
             "BOT_IDLE_EXPIRY_SECONDS": ("bot_idle_expiry_seconds", int),
             "BOT_CALL_GRACE_SECONDS": ("bot_call_grace_seconds", int),
+            "PRICE_TABLE_PATH": ("price_table_path", Path),
             "PYTAKE_EXTRA_TASK_MODULES": ("extra_task_modules", _csv),
             "WHATSAPP_API_BASE": ("whatsapp_api_base", str),
             "SANDBOX_PORT": ("sandbox_port", int),
