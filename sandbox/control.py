@@ -88,6 +88,9 @@ def get_faults():
 
 @blueprint.patch("/faults")
 def change_faults():
+    """Set some fault knobs (state.DEFAULT_FAULTS), e.g. `{"rate_limit_storm_seconds": 30}` (every send 130429
+    for 30 s of the sandbox clock; 0 ends it) or `{"recipient_errors": {"+5511…": {"code": 131049, "times": 1,
+    "async": false}}}` (replaces the whole map; times null = always; async: accepted, then a failed status)."""
     state = current().state
     with state.lock:
         state.set_faults(_json())

@@ -20,6 +20,9 @@ CATALOGUE: dict[int, tuple[str, int]] = {
     131026: ("Message undeliverable", 400),
     131047: ("Re-engagement message", 400),
     131048: ("Spam rate limit hit", 429),
+    131049: ("This message was not delivered to maintain healthy ecosystem engagement.", 400),
+    131050: ("Unable to deliver the message. This recipient has chosen to stop receiving marketing messages on "
+             "WhatsApp from your business.", 400),
     131051: ("Unsupported message type", 400),
     131053: ("Media upload error", 400),
     131056: ("(Business Account, Consumer Account) pair rate limit hit", 400),
@@ -38,6 +41,8 @@ DEFAULT_DETAILS: dict[int, str] = {
     "to this number.",
     131048: "Message failed to send because there are restrictions on how many messages can be sent from "
     "this phone number.",
+    131049: "In order to maintain a healthy ecosystem engagement, the message failed to be delivered.",
+    131050: "The recipient has stopped marketing messages from this business.",
     131056: "Message failed to send because there were too many messages sent from this phone number to the "
     "same phone number in a short period of time.",
 }

@@ -63,6 +63,11 @@ def inject_faults():
     with sandbox.state.lock:
         faults = dict(sandbox.state.faults)
         rng = sandbox.state.rng
+        if faults["rate_limit_storm_until"] and request.endpoint == "graph.post_messages":
+            if sandbox.state.clock.now() < faults["rate_limit_storm_until"]:
+                raise GraphError(130429, "Injected storm: Cloud API message throughput has been reached.")
+            # Over: clear it, so requests go back to the no-fault fast path.
+            sandbox.state.faults = {**sandbox.state.faults, "rate_limit_storm_until": 0.0}
         server_error = faults["error_5xx_rate"] > 0 and rng.random() < faults["error_5xx_rate"]
         throttled = not server_error and faults["rate_limit_rate"] > 0 and rng.random() < faults["rate_limit_rate"]
         if faults["fail_texts_once"] and request.method == "POST":
@@ -81,8 +86,9 @@ def inject_faults():
 
 def any_fault(faults: dict) -> bool:
     # `state.faults` is replaced whole on every change, never changed in place: one read is a consistent view.
+    # recipient_errors are applied in messages.send, where the recipient's wa_id is known.
     return bool(faults["error_5xx_rate"] or faults["rate_limit_rate"] or faults["fail_texts_once"]
-                or faults["latency_ms"])
+                or faults["latency_ms"] or faults["rate_limit_storm_until"])
 
 
 def answer(payload):

@@ -2,6 +2,9 @@
 
 A spec is Meta's own message shape without the parts the sandbox fills in (`id`, `timestamp`,
 media `sha256`, `context.from`), e.g. `{"from": "16505551234", "type": "text", "text": {"body": "Hi"}}`.
+A reply to a message the number sent needs only `{"context": {"id": "<wamid>"}, "text": "Thanks"}`
+(`from` is its recipient), and a tap on that template's quick-reply button only
+`{"context": {"id": "<wamid>"}, "type": "button", "button": {"index": 0}}` (payload and label filled in).
 Building a message opens the user's 24-hour window and counts toward the number's throughput.
 All functions here expect `state.lock` to be held.
 """
@@ -20,6 +23,7 @@ from sandbox.state import (
     InboundMessage,
     Number,
     SandboxState,
+    SentMessage,
     digits,
     new_wamid,
 )
@@ -107,10 +111,44 @@ def _content(state: SandboxState, number: Number, kind: str, spec: dict):
     return content
 
 
+def _replied_to(state: SandboxState, number: Number, spec: dict) -> SentMessage | None:
+    """The message of this number that `context.id` quotes, if the sandbox sent it."""
+    context = spec.get("context")
+    sent = state.sent.get(str(context.get("id"))) if isinstance(context, dict) and "id" in context else None
+    return sent if sent is not None and sent.phone_number_id == number.phone_number_id else None
+
+
+def _template_click(state: SandboxState, number: Number, sent: SentMessage | None, choice) -> dict:
+    """`{"payload", "text"}` of a tap on quick-reply button `index` of the template `sent` carried.
+
+    The payload is the one the send gave that button, else its label, as Meta answers."""
+    index = choice if isinstance(choice, int) else choice.get("index")
+    _require(isinstance(index, int) and not isinstance(index, bool), "button.index must be a whole number")
+    _require(sent is not None and sent.type == "template",
+             "button.index needs context.id naming a template message this number sent")
+    template = sent.request.get("template") or {}
+    name, language = template.get("name"), (template.get("language") or {}).get("code")
+    definition = next((t for t in state.templates.values()
+                       if t.waba_id == number.waba_id and t.name == name and t.language == language), None)
+    buttons = next((c.get("buttons") or [] for c in (definition.components if definition else [])
+                    if str(c.get("type", "")).upper() == "BUTTONS"), [])
+    _require(0 <= index < len(buttons) and str(buttons[index].get("type", "")).upper() == "QUICK_REPLY",
+             f"button {index} of template {name!r} is not a quick-reply button")
+    label = buttons[index].get("text", "")
+    payload = next((parameter.get("payload") for component in template.get("components") or []
+                    if component.get("sub_type") == "quick_reply" and str(component.get("index")) == str(index)
+                    for parameter in component.get("parameters") or []), None)
+    return {"payload": payload or label, "text": label}
+
+
 def build_message(state: SandboxState, number: Number, spec: dict, now: float) -> tuple[str, str | None, dict]:
-    """(wa_id, profile name, Meta's message object) for one spec."""
+    """(wa_id, profile name, Meta's message object) for one spec.
+
+    With `context.id` naming a message this number sent, `from` defaults to its recipient, and a
+    `"button": {"index": n}` (or just `n`) is a tap on that template's quick-reply button n."""
     _require(isinstance(spec, dict), "each message must be an object")
-    wa_id = digits(str(spec.get("from", "")))
+    replied = _replied_to(state, number, spec)
+    wa_id = digits(str(spec.get("from") or (replied.wa_id if replied else "")))
     _require(6 <= len(wa_id) <= 15, "from (the customer's phone number) is required")
     kind = spec.get("type", "text")
     _require(kind in INBOUND_TYPES, f"type must be one of {', '.join(INBOUND_TYPES)}")
@@ -122,6 +160,9 @@ def build_message(state: SandboxState, number: Number, spec: dict, now: float) -
         if "id" in context:
             context.setdefault("from", number.display_phone_number)
         message["context"] = context
+    choice = spec.get("button")
+    if kind == "button" and (isinstance(choice, int) or (isinstance(choice, dict) and "index" in choice)):
+        spec = {**spec, "button": _template_click(state, number, replied, choice)}
     content = _content(state, number, kind, spec)
     if kind == "unsupported":
         message["errors"] = [async_error(131051, "Message type is currently not supported.")]

@@ -1,10 +1,12 @@
 """The send pipeline behind `POST /{version}/{phone_number_id}/messages`.
 
 Order of the checks: shape (100), recipient = sender (131021), template (132001/132015/132016/132000/
-132012) or window (131047), throughput (130429), pair rate (131056). A request refused by any of them
-changes nothing. An accepted message may still fail later, as at Meta, with a `failed` status webhook:
+132012) or window (131047), an error injected for the recipient (`faults.recipient_errors`, which uses
+up one of its `times`), throughput (130429), pair rate (131056). A request refused by any of them changes
+nothing else. An accepted message may still fail later, as at Meta, with a `failed` status webhook:
 undeliverable recipient (131026), unknown or mismatched media id (131053), messaging limit exhausted
-(the number's `messaging_limit_error_code`), or 131047 when the number reports window errors asynchronously.
+(the number's `messaging_limit_error_code`), 131047 when the number reports window errors asynchronously,
+or the injected recipient error when it is set `async`.
 All functions here expect `state.lock` to be held.
 """
 
@@ -63,6 +65,10 @@ def send(sandbox: Sandbox, number: Number, body) -> dict:
     elif not window_open and not number.async_window_errors:
         raise GraphError(131047)
 
+    injected = _recipient_error(state, request["digits"], wa_id) if state.faults["recipient_errors"] else None
+    if injected is not None and not injected["async"]:
+        raise GraphError(injected["code"])
+
     limits.check_throughput(number, now)
     limits.check_pair_rate(number, customer, now)
     limits.count_throughput(number, now)
@@ -79,7 +85,10 @@ def send(sandbox: Sandbox, number: Number, body) -> dict:
         biz_opaque_callback_data=body.get("biz_opaque_callback_data"),
         template_category=template.category if template else None,
     )
-    message.failure = _failure(sandbox, number, request, wa_id, template, window_open, now)
+    if injected is not None:
+        message.failure = async_error(injected["code"])
+    else:
+        message.failure = _failure(sandbox, number, request, wa_id, template, window_open, now)
     if message.failure is None:
         message.pricing, message.conversation = _pricing(customer, template, window_open, now)
     state.record_sent(message)
@@ -89,6 +98,24 @@ def send(sandbox: Sandbox, number: Number, body) -> dict:
         "contacts": [{"input": request["to"], "wa_id": wa_id}],
         "messages": [{"id": message.wamid, "message_status": "accepted"}],
     }
+
+
+def _recipient_error(state, to_digits: str, wa_id: str) -> dict | None:
+    """The injected error for this recipient (`faults.recipient_errors`), using up one of its `times`."""
+    errors = state.faults["recipient_errors"]
+    key = wa_id if wa_id in errors else to_digits if to_digits in errors else None
+    if key is None:
+        return None
+    injected = errors[key]
+    if injected["times"] is not None:
+        remaining = {**errors}
+        if injected["times"] > 1:
+            remaining[key] = {**injected, "times": injected["times"] - 1}
+        else:
+            del remaining[key]
+        # Replaced whole, never changed in place (see graph.any_fault).
+        state.faults = {**state.faults, "recipient_errors": remaining}
+    return injected
 
 
 def _failure(sandbox: Sandbox, number: Number, request: dict, wa_id: str, template: Template | None,

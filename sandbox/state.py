@@ -52,6 +52,10 @@ DEFAULT_FAULTS = {
     "rate_limit_rate": 0.0,
     "webhook_drop_rate": 0.0,
     "fail_texts_once": (),  # text bodies whose next send answers 131000 (a transient server error), once each
+    # Sends to these recipients (wa_id digits) answer a Meta error: {"code", "times" (None: always), "async"}.
+    "recipient_errors": {},
+    # Until this sandbox-clock time every send answers 130429 (set as "rate_limit_storm_seconds": N).
+    "rate_limit_storm_until": 0.0,
 }
 
 
@@ -178,6 +182,26 @@ def _int_code(value) -> int:
     if value not in CATALOGUE:
         raise ConfigError("must be an error code the sandbox knows")
     return value
+
+
+def _recipient_errors(value) -> dict[str, dict]:
+    """{"<wa_id or +e164>": {"code": 131049, "times": 1, "async": false}} keyed by digits; checked."""
+    if not isinstance(value, dict):
+        raise ConfigError("recipient_errors must map a recipient's phone to {code, times, async}")
+    checked = {}
+    for phone, spec in value.items():
+        if not isinstance(spec, dict) or set(spec) - {"code", "times", "async"}:
+            raise ConfigError(f"recipient_errors[{phone}] takes code, times (null: always) and async")
+        times = spec.get("times")
+        if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 1):
+            raise ConfigError(f"recipient_errors[{phone}].times must be a positive whole number or null")
+        try:
+            code = _int_code(spec.get("code"))
+            is_async = _flag(spec.get("async", False))
+        except ConfigError as exc:
+            raise ConfigError(f"recipient_errors[{phone}]: {exc}") from None
+        checked[digits(str(phone))] = {"code": code, "times": times, "async": is_async}
+    return checked
 
 
 def checked_config(current: dict, changes: dict) -> dict:
@@ -476,7 +500,7 @@ class SandboxState:
         self.config = updated
 
     def set_faults(self, data: dict) -> None:
-        unknown = set(data) - set(DEFAULT_FAULTS) - {"seed"}
+        unknown = set(data) - set(DEFAULT_FAULTS) - {"seed", "rate_limit_storm_seconds"}
         if unknown:
             raise ConfigError(f"unknown faults: {', '.join(sorted(unknown))}")
         updated = dict(self.faults)
@@ -486,8 +510,15 @@ class SandboxState:
                     continue
                 if name == "fail_texts_once":
                     updated[name] = tuple(str(body) for body in value)
-                    continue
-                updated[name] = _non_negative(value) if name == "latency_ms" else _rate(value)
+                elif name == "recipient_errors":
+                    updated[name] = _recipient_errors(value)
+                elif name == "rate_limit_storm_seconds":
+                    seconds = _non_negative(value)
+                    updated["rate_limit_storm_until"] = self.clock.now() + seconds if seconds else 0.0
+                elif name == "rate_limit_storm_until":
+                    updated[name] = _non_negative(value)
+                else:
+                    updated[name] = _non_negative(value) if name == "latency_ms" else _rate(value)
             if "seed" in data:
                 self.rng = random.Random(int(data["seed"]))
         except (TypeError, ValueError) as exc:
