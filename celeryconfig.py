@@ -13,6 +13,7 @@ from shared.queueing.names import (
     QUEUES,
     REPLAY_EVENT_LOG,
     SWEEP_BOTS,
+    SWEEP_CAMPAIGNS,
     SWEEP_MESSAGES,
     SWEEP_STALE_JOBS,
     queue_for,
@@ -69,6 +70,7 @@ imports = (
     "workers.tasks.whatsapp",
     "workers.tasks.sends",
     "workers.tasks.bots",
+    "workers.tasks.campaigns",
     *_settings.extra_task_modules,
 )
 
@@ -92,6 +94,11 @@ beat_schedule = {
         "task": SWEEP_BOTS,
         "schedule": _settings.bot_due_interval_seconds,
         "options": {"expires": _settings.bot_due_interval_seconds},
+    },
+    "campaigns-due": {
+        "task": SWEEP_CAMPAIGNS,
+        "schedule": _settings.campaign_sweep_interval_seconds,
+        "options": {"expires": _settings.campaign_sweep_interval_seconds},
     },
     "expire-trials": {
         "task": EXPIRE_TRIALS,

@@ -9,6 +9,7 @@ slots ahead of it. Redis' own clock is used, so workers on several hosts agree o
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from shared.redis_client import get_redis, script
@@ -108,3 +109,37 @@ def blocked_for_many(keys: list[str]) -> dict[str, float]:
     (seconds, micros), tats = pipe.execute()
     now = seconds * 1_000_000 + micros
     return {key: 0.0 if tat is None else max(0.0, (int(tat) - now) / 1_000_000) for key, tat in zip(keys, tats)}
+
+
+# -- adaptive pace --------------------------------------------------------------------------------
+# Meta's 130429 says the number went faster than Meta will take now (its real throughput can sit under
+# the advertised one). Each 130429 halves the number's pace, down to a floor; the pace then climbs back
+# to full over PACE_RECOVERY_SECONDS. Every dispatcher and drip reads the same factor.
+PACE_SLOWDOWN = 0.5
+PACE_FLOOR = 0.1
+PACE_RECOVERY_SECONDS = 30.0
+
+
+def pace_key(number_id: str) -> str:
+    return f"{KEY_PREFIX}:pace:{number_id}"
+
+
+def _factor(raw: bytes | str | None, now: float) -> float:
+    if raw is None:
+        return 1.0
+    value, since = (float(part) for part in (raw.decode() if isinstance(raw, bytes) else raw).split("|"))
+    return min(1.0, value + (1.0 - value) * max(0.0, now - since) / PACE_RECOVERY_SECONDS)
+
+
+def pace_factor(number_id: str) -> float:
+    """The share of its throughput the number may use now (1.0 unless Meta pushed back lately)."""
+    return _factor(get_redis().get(pace_key(number_id)), time.time())
+
+
+def slow_down(number_id: str) -> float:
+    """Meta answered 130429: halve the number's pace (from where it is now); the new factor."""
+    redis, now = get_redis(), time.time()
+    factor = max(PACE_FLOOR, _factor(redis.get(pace_key(number_id)), now) * PACE_SLOWDOWN)
+    redis.set(pace_key(number_id), f"{factor}|{now}", ex=int(PACE_RECOVERY_SECONDS) + 5)
+    return factor
+

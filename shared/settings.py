@@ -102,6 +102,11 @@ class Settings:
     bot_due_interval_seconds: float = 5.0
     bot_idle_expiry_seconds: int = 86_400
     bot_call_grace_seconds: int = 30
+    # Campaigns: a running campaign's drip takes a turn this often; beat starts scheduled campaigns and
+    # resumes a drip whose last turn is older than CAMPAIGN_STALE_SECONDS (its worker died), every interval.
+    campaign_tick_seconds: float = 1.0
+    campaign_sweep_interval_seconds: float = 5.0
+    campaign_stale_seconds: float = 20.0
     # Meta's per-message rates by market, for campaign cost estimates (shared/campaigns/pricing.py); dated,
     # so a new rate card is a new file here or PRICE_TABLE_PATH pointing at one.
     price_table_path: Path = field(default_factory=lambda: PROJECT_ROOT / "shared" / "campaigns" / "price_table.json")
@@ -168,6 +173,9 @@ class Settings:
             "BOT_DUE_INTERVAL_SECONDS": ("bot_due_interval_seconds", float),
             "BOT_IDLE_EXPIRY_SECONDS": ("bot_idle_expiry_seconds", int),
             "BOT_CALL_GRACE_SECONDS": ("bot_call_grace_seconds", int),
+            "CAMPAIGN_TICK_SECONDS": ("campaign_tick_seconds", float),
+            "CAMPAIGN_SWEEP_INTERVAL_SECONDS": ("campaign_sweep_interval_seconds", float),
+            "CAMPAIGN_STALE_SECONDS": ("campaign_stale_seconds", float),
             "PRICE_TABLE_PATH": ("price_table_path", Path),
             "PYTAKE_EXTRA_TASK_MODULES": ("extra_task_modules", _csv),
             "WHATSAPP_API_BASE": ("whatsapp_api_base", str),

@@ -5,6 +5,7 @@ from shared.models.alerts import Alert
 from shared.models.bot_sessions import LIVE_BOT_SESSION_STATUSES, BotEndReason, BotSession, BotSessionStatus
 from shared.models.chatbots import Chatbot, ChatbotFlow, ChatbotVersion, FlowEdge, FlowNode
 from shared.models.base import Base, SoftDeleteMixin, TenantMixin
+from shared.models.campaigns import Campaign, CampaignRecipient, CampaignStatus, RecipientState
 from shared.models.contacts import (
     DEFAULT_LIFECYCLE_STAGES,
     AttributeDefinition,
@@ -54,6 +55,10 @@ __all__ = [
     "AiSettings",
     "Alert",
     "BotEndReason",
+    "Campaign",
+    "CampaignRecipient",
+    "CampaignStatus",
+    "RecipientState",
     "BotSession",
     "BotSessionStatus",
     "LIVE_BOT_SESSION_STATUSES",

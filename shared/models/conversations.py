@@ -128,6 +128,9 @@ class Message(TenantMixin, Base):
               postgresql_where=text("direction = 'inbound' AND routed_at IS NULL")),
         Index("ix_messages_outbound_pending", "status", "next_attempt_at",
               postgresql_where=text("status IN ('queued', 'sending')")),
+        # A campaign's messages not yet out: the drip's backlog per number, and what a pause withdraws.
+        Index("ix_messages_campaign_pending", "campaign_id",
+              postgresql_where=text("campaign_id IS NOT NULL AND status IN ('queued', 'sending')")),
     )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))

@@ -39,6 +39,11 @@ DISPATCH_NUMBER = "sends.dispatch_number"
 SEND_MESSAGE = "sends.send_message"  # the per-message task of before: kept so a message still in a broker re-arms
 MARK_READ = "sends.mark_read"
 
+# campaigns: the drip of a running campaign's ledger into the shared sending, and beat's starts
+DISPATCH_CAMPAIGN = "campaigns.dispatch"  # one turn of a campaign's drip; it publishes the next while running
+SWEEP_CAMPAIGNS = "campaigns.sweep"  # beat: starts scheduled campaigns on time, resumes drips that went quiet
+EXPORT_CAMPAIGN_RECIPIENTS = "campaigns.export_recipients"  # a job: the per-recipient list as CSV
+
 # maintenance
 SWEEP_STALE_JOBS = "maintenance.sweep_stale_jobs"
 EXPIRE_TRIALS = "maintenance.expire_trials"

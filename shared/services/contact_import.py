@@ -125,12 +125,12 @@ def get_import(session: Session, *, org_id: uuid.UUID, import_id: uuid.UUID | st
 
 
 def sample_rows(record: ContactImport, limit: int = 10) -> list[list[str]]:
-    rows = _rows(record)
+    rows = rows_of(record)
     next(rows, None)
     return [row for _, row in zip(range(limit), rows)]
 
 
-def _rows(record: ContactImport) -> Iterator[list[str]]:
+def rows_of(record: ContactImport) -> Iterator[list[str]]:
     raw = get_storage().open(record.file_key)
     text = io.TextIOWrapper(raw, encoding=record.encoding, errors="replace", newline="")
     return csv.reader(text, delimiter=record.delimiter)
@@ -181,7 +181,7 @@ def preview(session: Session, *, org: Organization, record: ContactImport, mappi
     """What the first rows would do, without writing anything."""
     reader = RowReader(session, org, record, mapping)
     outcomes, parsed = [], []
-    rows = _rows(record)
+    rows = rows_of(record)
     next(rows, None)
     numbered = ((n, raw) for n, raw in enumerate(rows, start=2) if any(cell.strip() for cell in raw))
     for number, raw in (pair for _, pair in zip(range(PREVIEW_ROWS), numbered)):

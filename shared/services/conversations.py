@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, false, or_, select, tuple_
+from sqlalchemy import Select, and_, exists, false, or_, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -330,3 +330,20 @@ def get_or_open_many(session: Session, *, org_id: uuid.UUID,
         .execution_options(populate_existing=True)
     ).scalars()
     return {(conversation.number_id, conversation.contact_id): conversation for conversation in found}
+
+
+def open_many(session: Session, *, org_id: uuid.UUID, number_id: uuid.UUID,
+              contact_ids: list[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID]:
+    """{contact_id: conversation_id} of these contacts' threads on this number, opened where new (a campaign's
+    batch). Unlocked: queueing into a thread needs no lock of it, and the drain locks threads of its own."""
+    session.execute(text("""
+        INSERT INTO conversations (organization_id, number_id, contact_id)
+        SELECT :org_id, :number_id, contact_id FROM unnest(CAST(:contacts AS uuid[])) AS c(contact_id)
+        ORDER BY contact_id
+        ON CONFLICT (number_id, contact_id) DO NOTHING"""),
+        {"org_id": org_id, "number_id": number_id, "contacts": [str(c) for c in contact_ids]})
+    rows = session.execute(text(
+        "SELECT contact_id, id FROM conversations WHERE number_id = :number_id AND contact_id = ANY(CAST(:contacts AS uuid[]))"),
+        {"number_id": number_id, "contacts": [str(c) for c in contact_ids]})
+    return {contact_id: conversation_id for contact_id, conversation_id in rows}
+

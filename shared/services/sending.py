@@ -27,7 +27,7 @@ import structlog
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from shared import aftercommit
+from shared import aftercommit, ratelimit
 from shared.group_commit import GroupCommit
 from shared.models import (
     Contact,
@@ -41,7 +41,7 @@ from shared.models.base import utcnow
 from shared.queueing.names import DISPATCH_NUMBER
 from shared.queueing.publish import publish_now
 from shared.redis_client import get_redis, script
-from shared.services import consent, messages
+from shared.services import campaign_feedback, consent, messages
 
 log = structlog.get_logger(__name__)
 
@@ -231,7 +231,8 @@ def claim_batch(session: Session, *, number_id: uuid.UUID | str, max_batch: int 
     if row is None:
         return None
     batch = Batch(number_id=row.id, org_id=row.organization_id, phone_number_id=row.phone_number_id,
-                  access_token_encrypted=row.access_token_encrypted, throughput_mps=row.throughput_mps,
+                  access_token_encrypted=row.access_token_encrypted,
+                  throughput_mps=max(1, int(row.throughput_mps * ratelimit.pace_factor(str(row.id)))),
                   paused=row.paused, templates_held=row.templates_held)
     if batch.paused:
         return batch
@@ -316,6 +317,7 @@ def messages_fail(session: Session, message: Message, *, code: str, reason: str)
     message.error_code, message.error_message = str(code), reason[:2000]
     consent.note_undeliverable(session, conversation_id=message.conversation_id, code=message.error_code,
                                at=message.failed_at)
+    campaign_feedback.note_failed(session, message)
     messages._timeline(session, message, "failed", data={"error_code": str(code), "reason": reason[:500]})
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from shared.audit import audit_on_commit
 from shared.models import Direction, Message, MessageStatus, WhatsAppNumber
-from shared.services import consent, messages
+from shared.services import campaign_feedback, consent, messages
 from shared.whatsapp.payloads import MessageStatus as StatusUpdate
 
 STATUS_RANK = {MessageStatus.sent: 1, MessageStatus.delivered: 2, MessageStatus.read: 3}
@@ -64,6 +64,7 @@ def apply_status(session: Session, *, number: WhatsAppNumber, status: StatusUpda
         message.error_code = str(error.code) if error and error.code is not None else "failed"
         message.error_message = (error.details or error.message or error.title) if error else None
         consent.note_undeliverable(session, conversation_id=message.conversation_id, code=message.error_code, at=at)
+        campaign_feedback.note_failed(session, message)
     elif name in ("sent", "delivered", "read"):
         new = MessageStatus(name)
         if STATUS_RANK[new] <= _rank(message.status):

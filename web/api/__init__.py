@@ -4,6 +4,7 @@ from web.api import (
     ai_settings,
     alerts,
     auth,
+    campaigns,
     chatbot_flows,
     chatbots,
     contact_attributes,
@@ -48,6 +49,7 @@ API_BLUEPRINTS = [
     ("chatbots", chatbots.blp),
     ("chatbots", chatbot_flows.blp),  # /chatbots/<id>/flows...
     ("ai-settings", ai_settings.blp),
+    ("campaigns", campaigns.blp),
 ]
 
 

@@ -5,7 +5,7 @@ import marshmallow as ma
 from web.schemas.common import PageQueryArgsSchema
 
 KINDS = ("template_rejected", "template_paused", "template_disabled", "quality_downgraded", "account_restricted",
-         "number_paused", "webhook_error")
+         "number_paused", "webhook_error", "campaign_paused", "campaign_failed")
 
 
 class AlertSchema(ma.Schema):

@@ -49,6 +49,7 @@ IDLE_WAIT_SECONDS = 2.0  # a retry due this soon is waited for here (a message q
 # later ones re-arm the dispatcher by countdown
 MAX_COUNTDOWN_SECONDS = 60.0  # beyond that the sweep re-arms (no far-future ETAs, DESIGN §4.6)
 RENEW_EVERY_SECONDS = 2.0
+THROUGHPUT_EXCEEDED = "130429"  # Meta's per-number throughput: the number's pace is halved, then recovers
 SPAN_GUARD_SECONDS = 0.002  # a request leaves at least 1 s plus this after the one `throughput` before came back
 
 _executor: ThreadPoolExecutor | None = None
@@ -318,6 +319,8 @@ def _apply(batch: sending.Batch, item: sending.Outgoing, decision: Decision) -> 
     """The limiter side of a decision acts at once, so every process slows down together."""
     if decision.verdict is Verdict.HOLD_NUMBER:
         ratelimit.hold(ratelimit.number_key(str(batch.number_id)), seconds=decision.hold_seconds)
+        if decision.code == THROUGHPUT_EXCEEDED:
+            ratelimit.slow_down(str(batch.number_id))
     elif decision.verdict is Verdict.HOLD_RECIPIENT:
         ratelimit.hold(ratelimit.recipient_key(str(batch.number_id), item.to), seconds=decision.hold_seconds)
     return decision
