@@ -130,6 +130,23 @@ class Contact(TenantMixin, SoftDeleteMixin, Base):
         return self.blocked_at is not None
 
 
+class ContactFormerNumber(TenantMixin, Base):
+    """A number a contact had until Meta told us it changed (`user_changed_number`): what the customer sent from it
+    up to `changed_at` (Meta's time) is that contact's, even when it reaches us after the notice; after it, the
+    number may be someone else's. One row per number and organization: a later change of it replaces the row."""
+
+    __tablename__ = "contact_former_numbers"
+    __table_args__ = (Index("uq_contact_former_numbers_organization_id_identity_key", "organization_id",
+                            "identity_key", unique=True),)
+
+    # No index of its own (TenantMixin's): the unique one above serves the lookups.
+    organization_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    wa_id: Mapped[str] = mapped_column(String(32))  # as Meta named it
+    identity_key: Mapped[str] = mapped_column(String(32))  # shared/phones.py, as contacts are keyed
+    changed_at: Mapped[dt.datetime]
+
+
 class ConsentEvent(TenantMixin, Base):
     """One opt-in or opt-out, as it happened; the contact's consent columns are derived from these."""
 

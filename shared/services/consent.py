@@ -89,6 +89,17 @@ def superseded(session: Session, *, contact: Contact, scope: ConsentScope, at: d
     return set(SCOPE_COLUMNS[scope]) <= columns_decided_after(session, contact=contact, at=at)
 
 
+def rederive(session: Session, *, contact: Contact) -> None:
+    """The contact's consent columns set again from its ledger (events moved to it from a merged duplicate): each
+    column as the latest event covering it left it; a column no event covers keeps its value."""
+    events = session.execute(select(ConsentEvent.scope, ConsentEvent.action).where(
+        ConsentEvent.contact_id == contact.id).order_by(ConsentEvent.occurred_at, ConsentEvent.created_at)).all()
+    for scope, action in events:
+        state = ConsentState.opted_in if action == ConsentAction.opt_in else ConsentState.opted_out
+        for column in SCOPE_COLUMNS[scope]:
+            setattr(contact, column, state)
+
+
 def consent_history(session: Session, *, contact: Contact) -> list[ConsentEvent]:
     return list(
         session.execute(

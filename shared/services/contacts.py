@@ -22,9 +22,10 @@ from shared.db import get_owned
 from shared.errors import ConflictError, InvalidInputError, NotFoundError
 from shared.models import DEFAULT_LIFECYCLE_STAGES, Contact, Organization
 from shared.models.base import utcnow
+from shared.models.contacts import ContactFormerNumber
 from shared.phones import identity_key_for_wa_id, normalize_phone
 from shared.security import normalize_email
-from shared.services import attributes, plans, tags
+from shared.services import attributes, contact_merge, plans, tags
 from shared.services.contact_filters import contact_conditions
 
 log = structlog.get_logger(__name__)
@@ -287,24 +288,66 @@ def _whatsapp_phone(wa_id: str) -> str:
         return "+" + wa_id  # test ranges and new numbering plans: Meta's digits are the truth
 
 
-def change_number(session: Session, *, org_id: uuid.UUID, old_wa_id: str, new_wa_id: str) -> Contact | None:
-    """A customer moved their WhatsApp account to a new number (Meta's `user_changed_number`): the same
-    contact, its history and consent kept, now known by the new wa_id. None when nobody here had the old
-    one, or when the new number is already another contact (two people's records are never merged by a
-    webhook: the change is logged for a person to decide)."""
-    old = session.execute(select(Contact).where(
-        Contact.organization_id == org_id, Contact.identity_key == identity_key_for_wa_id(old_wa_id))).scalar_one_or_none()
+def change_number(session: Session, *, org_id: uuid.UUID, old_wa_id: str, new_wa_id: str,
+                  at: dt.datetime) -> Contact | None:
+    """A customer moved their WhatsApp account to a new number at `at` (Meta's `user_changed_number`): the same
+    contact, its history and consent kept, now known by the new wa_id, and the old one recorded as its former
+    number (`former_numbers`). None when the notice is a repeat (its change is recorded), when nobody here had the
+    old number, or when the new number is already another contact that may be someone else (two people's records
+    are never merged by a webhook: the change is logged for a person to decide). A contact the new number opened
+    only because its messages reached us before the notice is merged into the one that changed
+    (shared/services/contact_merge.py)."""
+    old_key, new_key = identity_key_for_wa_id(old_wa_id), identity_key_for_wa_id(new_wa_id)
+    if _changed_since(session, org_id=org_id, identity_key=old_key, at=at):
+        return None
+    found = {contact.identity_key: contact for contact in session.execute(
+        select(Contact).where(Contact.organization_id == org_id, Contact.identity_key.in_((old_key, new_key)))
+        .order_by(Contact.id).with_for_update().execution_options(populate_existing=True)).scalars()}
+    old, taken = found.get(old_key), found.get(new_key)
     if old is None or old.wa_id == new_wa_id:
         return None
-    taken = session.execute(select(Contact.id).where(
-        Contact.organization_id == org_id, Contact.identity_key == identity_key_for_wa_id(new_wa_id),
-        Contact.id != old.id)).scalar_one_or_none()
-    if taken is not None:
-        log.warning("contacts.number_change_conflict", contact_id=str(old.id), other_contact_id=str(taken))
-        return None
-    old.wa_id, old.phone_e164, old.identity_key = new_wa_id, _whatsapp_phone(new_wa_id), identity_key_for_wa_id(new_wa_id)
+    if taken is not None and taken.id != old.id:
+        if not contact_merge.same_customer(session, old=old, new=taken, changed_at=at):
+            log.warning("contacts.number_change_conflict", contact_id=str(old.id), other_contact_id=str(taken.id))
+            return None
+        contact_merge.merge(session, kept=old, duplicate=taken)
+    old.wa_id, old.phone_e164, old.identity_key = new_wa_id, _whatsapp_phone(new_wa_id), new_key
+    if old_key != new_key:
+        statement = insert(ContactFormerNumber).values(organization_id=org_id, contact_id=old.id, wa_id=old_wa_id,
+                                                       identity_key=old_key, changed_at=at)
+        session.execute(statement.on_conflict_do_update(
+            index_elements=[ContactFormerNumber.organization_id, ContactFormerNumber.identity_key],
+            set_={"contact_id": old.id, "wa_id": old_wa_id, "changed_at": at, "updated_at": func.now()},
+            where=ContactFormerNumber.changed_at < statement.excluded.changed_at))
     session.flush()
     return old
+
+
+def _changed_since(session: Session, *, org_id: uuid.UUID, identity_key: str, at: dt.datetime) -> bool:
+    return session.execute(select(ContactFormerNumber.id).where(
+        ContactFormerNumber.organization_id == org_id, ContactFormerNumber.identity_key == identity_key,
+        ContactFormerNumber.changed_at >= at)).first() is not None
+
+
+@dataclass(frozen=True)
+class FormerNumber:
+    changed_at: dt.datetime  # Meta's time of the change
+    wa_id_now: str  # the number the contact that left it has now
+
+
+def former_numbers(session: Session, *, org_id: uuid.UUID, wa_ids: set[str]) -> dict[str, FormerNumber]:
+    """Those of `wa_ids` that a (live) contact here has left: when, and its number now."""
+    key_of = {wa_id: identity_key_for_wa_id(wa_id) for wa_id in wa_ids}
+    if not key_of:
+        return {}
+    rows = session.execute(
+        select(ContactFormerNumber.identity_key, ContactFormerNumber.changed_at, Contact.wa_id)
+        .join(Contact, Contact.id == ContactFormerNumber.contact_id)
+        .where(ContactFormerNumber.organization_id == org_id,
+               ContactFormerNumber.identity_key.in_(set(key_of.values())))
+    ).all()
+    found = {key: FormerNumber(changed_at, wa_id_now) for key, changed_at, wa_id_now in rows}
+    return {wa_id: found[key] for wa_id, key in key_of.items() if key in found}
 
 
 def wa_id_for_user_id(session: Session, *, org_id: uuid.UUID, user_id: str) -> str | None:

@@ -1,7 +1,8 @@
 """Inbound pipeline: what customers send, from `messages` webhook changes to routed conversations.
 
 Set-wise: the messages of a whole drained batch (one payload or many) are processed together,
-per organization: contacts upserted in one statement (identity rules of the contacts services),
+per organization: contacts upserted in one statement (identity rules of the contacts services; a message
+from a number its customer has left, sent up to Meta's user_changed_number, is that customer's),
 conversations found or opened in one (a closed one reopens) and locked in id order, messages
 inserted in one (unique wamid, ON CONFLICT DO NOTHING: a repeat is dropped here, so it is routed
 once too), then, in arrival order, the 24 h window moved forward, counters counted, opt-out and
@@ -170,12 +171,13 @@ def _react(session: Session, *, number: WhatsAppNumber, message: InboundMessage)
 
 def _system_notice(session: Session, *, number: WhatsAppNumber, message: InboundMessage) -> None:
     """Meta's notices about the customer, not their words: never stored as a turn, counted, routed or answered.
-    A changed number moves the contact (its history and consent stay with it) to the new wa_id."""
+    A changed number moves the contact (its history and consent stay with it) to the new wa_id; a repeat of the
+    notice changes nothing (shared/services/contacts.change_number)."""
     notice = message.content if isinstance(message.content, dict) else {}
     new_wa_id = notice.get("wa_id")
     if notice.get("type") == "user_changed_number" and message.from_wa_id and new_wa_id:
         contact = contacts.change_number(session, org_id=number.organization_id, old_wa_id=message.from_wa_id,
-                                         new_wa_id=str(new_wa_id))
+                                         new_wa_id=str(new_wa_id), at=message.timestamp)
         if contact is not None:
             audit_on_commit(session, org_id=number.organization_id, action="contacts.number_changed",
                             subject_type="contact", subject_id=contact.id, actor_id=None,
@@ -221,8 +223,26 @@ def _content_of(message: InboundMessage) -> dict:
     return message.content if isinstance(message.content, dict) else {"items": message.content}
 
 
+def _from_numbers_now(session: Session, *, org_id: uuid.UUID, arrivals: list[_Arrival]) -> list[_Arrival]:
+    """A message sent from a number its customer has since left, up to the change (Meta's times: the notice reached
+    us first), is the changed contact's, sent from the number it has now; its stale profile name is left out. After
+    the change, the number may be someone else's: their messages stay theirs."""
+    former = contacts.former_numbers(session, org_id=org_id,
+                                     wa_ids={arrival.message.from_wa_id for arrival in arrivals})
+    if not former:
+        return arrivals
+    moved = []
+    for arrival in arrivals:
+        change = former.get(arrival.message.from_wa_id)
+        if change is not None and arrival.message.timestamp <= change.changed_at:
+            arrival = _Arrival(arrival.number, dataclasses.replace(arrival.message, from_wa_id=change.wa_id_now), None)
+        moved.append(arrival)
+    return moved
+
+
 def _record_many(session: Session, *, org: Organization, arrivals: list[_Arrival]) -> list[Message]:
     """Store one organization's arrivals set-wise and route them; the messages stored (repeats dropped)."""
+    arrivals = _from_numbers_now(session, org_id=org.id, arrivals=arrivals)
     profiles: dict[str, str | None] = {}
     for arrival in arrivals:  # the latest non-empty profile name wins, as one upsert per message left it
         profiles[arrival.message.from_wa_id] = arrival.profile_name or profiles.get(arrival.message.from_wa_id)
