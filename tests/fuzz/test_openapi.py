@@ -34,6 +34,7 @@ from shared.models import AttributeType, MessageTemplate
 from shared.services import (
     ai_settings,
     attributes,
+    campaigns,
     chatbot_flows,
     chatbot_versions,
     chatbots,
@@ -81,6 +82,8 @@ def _seed(session, organization, n: int) -> dict[str, str]:
         "key": attributes.create_definition(session, org_id=organization.id, key="tier", label="Tier",
                                             type=AttributeType.text).key,
         **_chatbot_seed(session, organization),
+        "campaign_id": str(campaigns.create_campaign(session, org=organization, user_id=None, fields={
+            "name": "Fuzz campaign", "template_id": template.id, "audience": {"type": "all"}}).id),
     }
 
 

@@ -95,6 +95,12 @@ def tenant_rows(session, org) -> dict:
                                components=[{"type": "BODY", "text": "Hello"}])
     session.add(template)
     session.flush()
+    from shared.models import Campaign
+
+    campaign = Campaign(organization_id=org.id, name="Matrix", template_id=template.id, number_ids=[number.id],
+                        audience={"type": "all"}, variables={})
+    session.add(campaign)
+    session.flush()
     conversation, message = conversation_rows(session, org, number, contact)
     chatbot, flow, version = make_chatbot(session, org)
     from shared.services import ai_settings
@@ -103,6 +109,7 @@ def tenant_rows(session, org) -> dict:
                                       model=f"matrix-model-{org.id.hex[:8]}", api_key="sk-matrix-key", actor_id=None)
     return {
         "ai_model": ai.model,  # no id names it; its model must not show in another organization's answers
+        "campaign_id": campaign.id,
         "chatbot_id": chatbot.id,
         "flow_id": flow.id,
         "node_id": "seed-start",
@@ -163,6 +170,7 @@ VALID_BODIES = {
     "/graph": {"nodes": [], "edges": []},
     "/rollback": {"version": 1},
     "/simulate": {"messages": []},
+    "/schedule": {"scheduled_at": "2099-01-01T09:00:00"},
     "/ai-settings/": {"base_url": "https://8.8.8.8/v1", "model": "matrix-model"},
 }
 
