@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 # Everything in the Procfile but `release` (migrations run once, before the rest starts).
 PROCESSES := web webhooks bots sends campaigns analytics maintenance beat flower sandbox
 
-.PHONY: install run migrate superadmin test test-unit test-integration bench bench-throughput bench-bots clean-data help
+.PHONY: install run migrate superadmin test test-unit test-integration bench bench-throughput bench-bots bench-campaigns clean-data help
 
 help:
 	@echo "make run      start web, every worker pool, beat and Flower on embedded stores (Ctrl-C stops all)"
@@ -17,6 +17,7 @@ help:
 	@echo "make superadmin EMAIL=you@example.com   create a platform super_admin (asks for the password)"
 	@echo "make bench    run the benchmarks under bench/"
 	@echo "make bench-throughput   the message pipeline's figures and targets in one run (quiet machine)"
+	@echo "make bench-campaigns    campaigns: ledger, pacing and ceiling for 100,000 recipients over 2 numbers (BENCH_ARGS=\"--recipients 10000\")"
 	@echo "make bench-bots         chatbots: bot steps/s and reply latency through the sandbox (BENCH_ARGS=\"--customers 100\")"
 
 $(STAMP): pyproject.toml
@@ -66,6 +67,9 @@ bench-throughput: install
 # Chatbots on the bots pool through the sandbox: steps/s and message -> reply p95 (see bench/bots.py; --help for options).
 bench-bots: install
 	@$(BIN)/python -m shared.embedded -- $(BIN)/python bench/bots.py $(BENCH_ARGS)
+
+bench-campaigns: install
+	@$(BIN)/python -m shared.embedded -- $(BIN)/python bench/campaigns.py $(BENCH_ARGS)
 
 clean-data:
 	rm -rf var/

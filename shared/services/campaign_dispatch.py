@@ -101,6 +101,8 @@ def run_turn(session: Session, *, campaign_id: uuid.UUID | str) -> Turn:
     backlog = _backlog(session, campaign.id)
     turn = Turn("running")
     budget = _cap_budget(campaign, now)
+    if campaign.limit_room is not None:  # never past the messaging limit's room, even within one turn
+        budget = min(budget if budget is not None else MAX_PER_TURN, campaign.limit_room - campaign.queued_total)
     for number in numbers.values():
         want = max(MIN_BACKLOG, int(number.throughput_mps * pace_factor(str(number.id)) * BACKLOG_SECONDS))
         room = min(MAX_PER_TURN, want - backlog.get(number.id, 0), budget if budget is not None else MAX_PER_TURN)
@@ -154,7 +156,7 @@ def _resolve(session: Session, org: Organization, campaign: Campaign, template: 
     _, limit = campaign_preflight.tier_limit(numbers)
     if limit is not None and template.category.upper() != "AUTHENTICATION":
         campaign.limit_room = max(0, limit - campaign_preflight.reached_last_24h(session, org.id))
-    campaign.audience_resolved_at = campaign.ticked_at = now
+    campaign.audience_resolved_at = campaign.ticked_at = utcnow()
     session.flush()
     log.info("campaigns.resolved", campaign_id=str(campaign.id), recipients=total, suppressed=suppressed,
              seconds=round((utcnow() - started).total_seconds(), 3))

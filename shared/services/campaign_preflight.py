@@ -32,7 +32,6 @@ from shared.services import campaign_audience, campaigns
 # Unique users a portfolio may reach outside a service window per moving 24 h (None: unlimited).
 TIER_LIMITS = {"TIER_50": 50, "TIER_250": 250, "TIER_1K": 1_000, "TIER_2K": 2_000, "TIER_10K": 10_000,
                "TIER_100K": 100_000, "TIER_UNLIMITED": None, "UNLIMITED": None}
-DEFAULT_TIER = "TIER_250"  # a number Meta has not told us about yet: the lowest tier of a verified business
 
 
 def _problem(code: str, message: str, **details: Any) -> dict[str, Any]:
@@ -60,6 +59,9 @@ def preflight(session: Session, *, org: Organization, campaign: Campaign) -> dic
         problems.append(_problem("no_eligible_recipients", "No recipient of this audience can receive this template"))
 
     limit = _messaging_limit(session, org.id, numbers)
+    if numbers and limit["tier"] is None:
+        warnings.append(_problem("messaging_limit_unknown", "Meta has not reported the numbers' messaging limit yet "
+                                 "(sync the number): the campaign cannot check it"))
     if limit["room"] is not None and eligible > limit["room"]:
         warnings.append(_problem(
             "messaging_limit", f"The messaging limit leaves room for {limit['room']} of {eligible} recipients in the "
@@ -144,12 +146,13 @@ def _org_problems(org: Organization) -> list[dict[str, Any]]:
     return [_problem(*stop)] if stop else []
 
 
-def tier_limit(numbers: list[WhatsAppNumber]) -> tuple[str, int | None]:
-    """The portfolio's tier (Meta shares it between a business's numbers): the highest any number reports."""
-    tiers = [(n.messaging_limit_tier or DEFAULT_TIER).upper() for n in numbers] or [DEFAULT_TIER]
+def tier_limit(numbers: list[WhatsAppNumber]) -> tuple[str | None, int | None]:
+    """The portfolio's tier (Meta shares it between a business's numbers): the highest any number reports;
+    (None, None) while Meta has told us none (a number not synced yet)."""
+    tiers = [n.messaging_limit_tier.upper() for n in numbers if n.messaging_limit_tier]
     known = [t for t in tiers if t in TIER_LIMITS]
     if not known:
-        return tiers[0], TIER_LIMITS[DEFAULT_TIER]
+        return (tiers[0] if tiers else None), None
     if any(TIER_LIMITS[t] is None for t in known):
         return next(t for t in known if TIER_LIMITS[t] is None), None
     best = max(known, key=lambda t: TIER_LIMITS[t] or 0)

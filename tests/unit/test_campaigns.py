@@ -128,7 +128,25 @@ def test_preflight_counts_eligible_and_every_suppression_reason_and_estimates_co
     assert report["recipients"]["total"] == 13  # the deleted contact is nobody's audience
     assert report["cost"]["total_minor"] > 0 and report["cost"]["currency"] == "USD"
     assert report["eta_seconds"] == 1  # 7 recipients at 80 messages/s
-    assert report["messaging_limit"]["room"] is not None
+    assert report["messaging_limit"] == {"tier": None, "limit": None, "used_last_24h": 0, "room": None}
+    assert [w["code"] for w in report["warnings"]] == ["messaging_limit_unknown"]
+
+
+def test_preflight_reports_the_messaging_limits_room_and_the_drip_pauses_when_it_is_used(
+        client, admin_headers, template, audience, db_session):
+    db_session.execute(select(WhatsAppNumber)).scalar_one().messaging_limit_tier = "TIER_50"
+    db_session.flush()
+    campaign = _campaign(client, admin_headers, template)
+    report = client.get(f"/api/v1/campaigns/{campaign['id']}/preflight", headers=admin_headers).get_json()
+    assert report["messaging_limit"] == {"tier": "TIER_50", "limit": 50, "used_last_24h": 0, "room": 50}
+    assert report["warnings"] == []
+    client.post(f"/api/v1/campaigns/{campaign['id']}/start", headers=admin_headers)
+    _turns(campaign["id"])
+    db_session.get(Campaign, campaign["id"]).limit_room = 3  # as if 47 had been reached in the last 24 h
+    db_session.flush()
+    assert [turn.queued for turn in _turns(campaign["id"], 2)] == [3, 0]  # the room's 3, not the 7 eligible
+    body = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=admin_headers).get_json()
+    assert (body["status"], body["pause_reason"]) == ("paused", "messaging_limit")
 
 
 def test_tags_audience_any_all_none(client, admin_headers, template, audience, db_session, organization):
