@@ -41,6 +41,7 @@ def process_env(settings, **extra: str) -> dict[str, str]:
         "TRIAL_EXPIRY_INTERVAL_SECONDS": "1",
         "SEND_LEASE_SECONDS": "3",
         "BOT_DUE_INTERVAL_SECONDS": "1",
+        "CAMPAIGN_SWEEP_INTERVAL_SECONDS": "1",
         # The tests' own HTTP servers and the sandbox's AI stand-in; 127.0.0.2 stays a refused private address.
         "OUTBOUND_ALLOWED_HOSTS": "127.0.0.1",
         "PYTAKE_EXTRA_TASK_MODULES": "tests.integration.probe_tasks",
