@@ -227,6 +227,28 @@ def run_campaign(api: Api, sandbox: Sandbox, created: dict, procs: dict[str, Pro
         time.sleep(1.0)
 
 
+def sent_twice(sends: list[dict], campaign_id: str) -> int:
+    """Recipients of this campaign who reached the sandbox more than once (any earlier campaign's late sends to
+    the same people are told apart by the message id each request carries)."""
+    from sqlalchemy import select
+
+    from shared.db import unit_of_work
+    from shared.models import Message
+    from shared.services.messages import message_id_from_callback
+
+    ids = [message_id_from_callback((s["body"] or {}).get("biz_opaque_callback_data")) for s in sends
+           if s["status_code"] == 200]
+    with unit_of_work() as session:
+        ours = dict(session.execute(select(Message.id, Message.contact_id).where(
+            Message.id.in_([i for i in ids if i]), Message.campaign_id == uuid.UUID(campaign_id))
+            .execution_options(all_tenants=True)).all())
+    per_contact = collections.Counter(ours[i] for i in ids if i in ours)
+    repeated = sum(1 for n in collections.Counter(ids).values() if n > 1)
+    if repeated:
+        print(f"  !! {repeated} message ids reached the sandbox more than once", flush=True)
+    return sum(1 for n in per_contact.values() if n > 1)
+
+
 def tree_rss_mb(pid: int) -> float:
     """The largest RSS among the worker's processes (its main process and its prefork children)."""
     try:
@@ -359,19 +381,18 @@ def main(argv: list[str] | None = None) -> int:
             sends = sandbox_sends(sandbox)
             ok = sorted(s["at"] for s in sends if s["status_code"] == 200)
             rate = (len(ok) - 1) / (ok[-1] - ok[0]) if len(ok) > 1 else 0.0
-            per_recipient = collections.Counter((s["body"] or {}).get("to") for s in sends if s["status_code"] == 200)
-            twice = sum(1 for n in per_recipient.values() if n > 1)
+            twice = sent_twice(sends, created["id"])
             detail = api.call("GET", f"/campaigns/{created['id']}")
             resolved = _resolution_seconds(created["id"])
             print(f"  {progress['status']}: {len(ok):,} sends in {ok[-1] - ok[0]:.1f} s, recipients sent twice "
                   f"{twice}; audience resolved by the pool in {resolved:.2f} s ({detail['recipients_total']:,} rows); "
                   + CpuMeter.line(before, meter.sample(), max(1, len(ok))), flush=True)
             ledger_rate = detail["recipients_total"] / resolved if resolved else 0.0
-            summary.append(f"ledger by the campaigns pool: {ledger_rate:,.0f} recipients/s (target >= "
-                           f"{TARGET_LEDGER_PER_SECOND:,}) {verdict(ledger_rate >= TARGET_LEDGER_PER_SECOND)}")
+            summary.append(f"ledger by the campaigns pool, start request -> ledger written (task pick-up included): "
+                           f"{resolved:.2f} s, {ledger_rate:,.0f} recipients/s")
             summary.append(f"ceiling: {rate:,.0f} messages/s (target >= {TARGET_CEILING:.0f}) "
-                           f"{verdict(rate >= TARGET_CEILING)}; sent twice: {twice}; sends {len(ok):,} of "
-                           f"{args.recipients:,}")
+                           f"{verdict(rate >= TARGET_CEILING)}; recipients of this campaign sent twice: {twice} "
+                           f"{verdict(twice == 0)}")
             end_rss = tree_rss_mb(procs["campaigns"].process.pid)
             summary.append(f"campaigns worker RSS (its largest process): {rss[0]:.0f} MB at the start, {end_rss:.0f} MB "
                            f"at the end, peak {max(rss):.0f} MB (target < {TARGET_RSS_MB} MB at the end) "

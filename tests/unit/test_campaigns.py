@@ -24,6 +24,7 @@ from shared.models import (
     MessageTemplate,
     RecipientState,
     SenderType,
+    SubscriptionStatus,
     Tag,
     WhatsAppNumber,
 )
@@ -332,3 +333,38 @@ def test_a_campaign_on_a_red_number_pauses_with_an_alert(client, admin_headers, 
     alerts = client.get("/api/v1/alerts?kind=campaign_paused", headers=admin_headers).get_json()["items"]
     assert len(alerts) == 1
     assert db_session.get(Campaign, campaign["id"]).status == CampaignStatus.paused
+
+
+def test_a_trial_that_expires_pauses_the_campaign(client, admin_headers, template, audience, db_session, organization):
+    campaign = _campaign(client, admin_headers, template)
+    client.post(f"/api/v1/campaigns/{campaign['id']}/start", headers=admin_headers)
+    _turns(campaign["id"])
+    organization.subscription_status = SubscriptionStatus.expired
+    db_session.flush()
+    assert _turns(campaign["id"])[0].outcome == "paused"
+    assert _campaign_messages(db_session, campaign["id"]) == []
+    body = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=admin_headers).get_json()
+    assert (body["status"], body["pause_reason"]) == ("paused", "trial_expired")
+
+
+def test_a_scheduled_campaign_starts_when_beat_finds_it_due(client, admin_headers, template, audience, db_session,
+                                                           organization, published):
+    from shared.services import campaigns
+
+    organization.timezone = "America/Sao_Paulo"
+    db_session.flush()
+    campaign = _campaign(client, admin_headers, template)
+    local = (utcnow() + dt.timedelta(hours=1)).astimezone(dt.timezone(dt.timedelta(hours=-3))).replace(tzinfo=None)
+    response = client.post(f"/api/v1/campaigns/{campaign['id']}/schedule",
+                           json={"scheduled_at": local.isoformat(timespec="seconds")}, headers=admin_headers)
+    assert response.status_code == 200
+    scheduled = dt.datetime.fromisoformat(response.get_json()["scheduled_at"])
+    assert abs((scheduled - (utcnow() + dt.timedelta(hours=1))).total_seconds()) < 2  # read as São Paulo time
+    assert campaigns.due_to_start(db_session) == []
+    db_session.get(Campaign, campaign["id"]).scheduled_at = utcnow() - dt.timedelta(seconds=1)
+    db_session.flush()
+    due = campaigns.due_to_start(db_session)
+    assert [str(c) for c, _ in due] == [campaign["id"]]
+    assert campaigns.start_scheduled(db_session, org_id=organization.id, campaign_id=due[0][0]) == "started"
+    assert campaigns.start_scheduled(db_session, org_id=organization.id, campaign_id=due[0][0]) == "gone"
+    assert db_session.get(Campaign, campaign["id"]).status == CampaignStatus.running
