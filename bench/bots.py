@@ -77,16 +77,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
-import psycopg
-import redis
 import requests
-from sqlalchemy.engine import make_url
 
 from shared.embedded import free_port
-from shared.settings import PROJECT_ROOT, Settings, use_settings
+from shared.settings import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT))  # run as a script (make bench): the helpers live beside it
 from bench.conversations import CpuMeter, Proc, bin_path, percentile, start, wait_http, wait_pool  # noqa: E402
+from bench.stores import create_database, isolate, remove  # noqa: E402
 
 TARGET_STEPS_PER_SECOND = 300.0
 TARGET_P95_SECONDS = 1.0
@@ -701,38 +699,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # A SIGTERM unwinds like an exception, so `finally` stops every process started here.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    base = Settings.from_env()
-    db_name = f"pytake_bench_bots_{uuid.uuid4().hex[:8]}"
-    server_url = make_url(base.database_url)
-    database_url = server_url.set(database=db_name).render_as_string(hide_password=False)
-    plain_server = server_url.set(drivername="postgresql").render_as_string(hide_password=False)
-    redis_url = make_url(base.redis_url).set(database=str(args.redis_db)).render_as_string(hide_password=False)
-    # The settings are read once per process (celeryconfig too): set them before anything reads them.
-    os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url, LOG_LEVEL="WARNING")
-    if os.environ.get("BROKER_URL", "").startswith("redis"):
-        os.environ["BROKER_URL"] = make_url(os.environ["BROKER_URL"]).set(
-            database=str(args.redis_db)).render_as_string(hide_password=False)
-    settings = Settings.from_env()
-    use_settings(settings)
-    from shared.logs import configure_logging
-
-    configure_logging(settings)
+    stores = isolate("pytake_bench_bots", args.redis_db)
 
     log_dir = Path(tempfile.mkdtemp(prefix="pytake-bench-bots-"))
     procs: dict[str, Proc] = {}
     world: World | None = None
     sandbox: Sandbox | None = None
-    created_database = failed = False
+    failed = True
     try:
-        with psycopg.connect(plain_server, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{db_name}"')
-        created_database = failed = True
-        from alembic import command
-        from alembic.config import Config
-
-        config = Config(str(PROJECT_ROOT / "alembic.ini"))
-        config.attributes.update(database_url=database_url, skip_logging_config=True)
-        command.upgrade(config, "head")
+        create_database(stores)
         world = World(org_id=create_tenant())
 
         sandbox_port, web_port = free_port(), free_port()
@@ -816,37 +791,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("beat", "sends", "bots", "webhooks", "web", "sandbox"):
             if name in procs:
                 procs[name].stop()
-        cleanup(world, created_database, plain_server, db_name, redis_url)
+        remove(stores, world.org_id if world is not None else None)
         if args.keep_logs:
             print(f"process logs kept in {log_dir}", file=sys.stderr)
         else:
             shutil.rmtree(log_dir, ignore_errors=True)
-
-
-def cleanup(world: World | None, created_database: bool, plain_server: str, db_name: str, redis_url: str) -> None:
-    from shared import db
-
-    db.dispose_engine()
-    if created_database:
-        try:
-            with psycopg.connect(plain_server, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        except Exception as exc:  # noqa: BLE001 - say it, keep cleaning
-            print(f"cleanup: database {db_name} was not dropped: {exc}", file=sys.stderr)
-    if world is not None:
-        try:
-            from shared import events
-
-            events.get_database()[events.EVENTS].delete_many({"org_id": str(world.org_id)})
-            events.close_client()
-        except Exception as exc:  # noqa: BLE001
-            print(f"cleanup: event-log entries of organization {world.org_id} were not deleted: {exc}", file=sys.stderr)
-    try:
-        broker = redis.Redis.from_url(redis_url)
-        broker.flushdb()
-        broker.close()
-    except redis.RedisError as exc:
-        print(f"cleanup: Redis database {redis_url.rsplit('/', 1)[-1]} was not flushed: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

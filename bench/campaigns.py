@@ -36,17 +36,15 @@ import uuid
 from pathlib import Path
 
 import psutil
-import psycopg
-import redis
 import requests
-from sqlalchemy.engine import make_url
 
 from shared.embedded import free_port
-from shared.settings import PROJECT_ROOT, Settings, use_settings
+from shared.settings import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT))  # run as a script (make bench): the helpers live beside it
 from bench.bots import Api, Sandbox, celery_pool, load, verdict  # noqa: E402
 from bench.conversations import CpuMeter, Proc, bin_path, start, wait_http, wait_pool  # noqa: E402
+from bench.stores import create_database, isolate, remove  # noqa: E402
 
 TARGET_LEDGER_PER_SECOND = 50_000
 TARGET_PACE = 80.0
@@ -279,37 +277,15 @@ def throttled(sends: list[dict]) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    base = Settings.from_env()
-    db_name = f"pytake_bench_campaigns_{uuid.uuid4().hex[:8]}"
-    server_url = make_url(base.database_url)
-    database_url = server_url.set(database=db_name).render_as_string(hide_password=False)
-    plain_server = server_url.set(drivername="postgresql").render_as_string(hide_password=False)
-    redis_url = make_url(base.redis_url).set(database=str(args.redis_db)).render_as_string(hide_password=False)
-    os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis_url, LOG_LEVEL="WARNING")
-    if os.environ.get("BROKER_URL", "").startswith("redis"):
-        os.environ["BROKER_URL"] = make_url(os.environ["BROKER_URL"]).set(
-            database=str(args.redis_db)).render_as_string(hide_password=False)
-    settings = Settings.from_env()
-    use_settings(settings)
-    from shared.logs import configure_logging
-
-    configure_logging(settings)
+    stores = isolate("pytake_bench_campaigns", args.redis_db)
     log_dir = Path(tempfile.mkdtemp(prefix="pytake-bench-campaigns-"))
     procs: dict[str, Proc] = {}
     sandbox: Sandbox | None = None
     numbers: list[dict] = []
     org_id = None
-    created_database = failed = False
+    failed = True
     try:
-        with psycopg.connect(plain_server, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{db_name}"')
-        created_database = failed = True
-        from alembic import command
-        from alembic.config import Config
-
-        config = Config(str(PROJECT_ROOT / "alembic.ini"))
-        config.attributes.update(database_url=database_url, skip_logging_config=True)
-        command.upgrade(config, "head")
+        create_database(stores)
         made = time.perf_counter()
         org_id, _ = create_tenant(args.recipients)
         print(f"campaigns bench: {os.cpu_count()} CPUs, {load()}; {args.recipients:,} contacts made in SQL in "
@@ -421,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("beat", "campaigns", "sends", "webhooks", "web", "sandbox"):
             if name in procs:
                 procs[name].stop()
-        _cleanup(org_id, created_database, plain_server, db_name, redis_url)
+        remove(stores, org_id)
         if args.keep_logs:
             print(f"process logs kept in {log_dir}", file=sys.stderr)
         else:
@@ -438,32 +414,6 @@ def _resolution_seconds(campaign_id: str) -> float:
         started, resolved = session.execute(select(Campaign.started_at, Campaign.audience_resolved_at).where(
             Campaign.id == uuid.UUID(campaign_id)).execution_options(all_tenants=True)).one()
     return (resolved - started).total_seconds() if started and resolved else 0.0
-
-
-def _cleanup(org_id, created_database: bool, plain_server: str, db_name: str, redis_url: str) -> None:
-    from shared import db
-
-    db.dispose_engine()
-    if created_database:
-        try:
-            with psycopg.connect(plain_server, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
-        except Exception as exc:  # noqa: BLE001 - say it, keep cleaning
-            print(f"cleanup: database {db_name} was not dropped: {exc}", file=sys.stderr)
-    if org_id is not None:
-        try:
-            from shared import events
-
-            events.get_database()[events.EVENTS].delete_many({"org_id": str(org_id)})
-            events.close_client()
-        except Exception as exc:  # noqa: BLE001
-            print(f"cleanup: event-log entries of organization {org_id} were not deleted: {exc}", file=sys.stderr)
-    try:
-        broker = redis.Redis.from_url(redis_url)
-        broker.flushdb()
-        broker.close()
-    except redis.RedisError as exc:
-        print(f"cleanup: Redis database {redis_url.rsplit('/', 1)[-1]} was not flushed: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

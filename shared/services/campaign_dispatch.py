@@ -72,7 +72,8 @@ class Turn:
 
     @property
     def again(self) -> bool:
-        return self.outcome in ("running", "resolved")
+        """Another turn follows: the campaign runs (`busy`: a request held its row for a moment)."""
+        return self.outcome in ("running", "resolved", "busy")
 
 
 def run_turn(session: Session, *, campaign_id: uuid.UUID | str) -> Turn:
