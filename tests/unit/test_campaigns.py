@@ -368,3 +368,33 @@ def test_a_scheduled_campaign_starts_when_beat_finds_it_due(client, admin_header
     assert campaigns.start_scheduled(db_session, org_id=organization.id, campaign_id=due[0][0]) == "started"
     assert campaigns.start_scheduled(db_session, org_id=organization.id, campaign_id=due[0][0]) == "gone"
     assert db_session.get(Campaign, campaign["id"]).status == CampaignStatus.running
+
+
+def test_a_list_audience_counts_its_duplicate_and_invalid_rows_in_the_preflight_and_sends_once_per_person(
+        client, admin_headers, template, audience, db_session, organization):
+    import io
+
+    from shared.queueing.names import IMPORT_CONTACTS
+    from shared.services import contact_import
+    from shared.services.jobs import create_job
+
+    people = audience["eligible"]
+    rows = ["phone", people[0].phone_e164, people[1].phone_e164, people[1].phone_e164[1:],  # a repeat, other spelling
+            "not a phone", audience["suppressed"]["opted_out"].phone_e164]
+    record = contact_import.create_import(db_session, org_id=organization.id, filename="list.csv",
+                                          stream=io.BytesIO("\n".join(rows).encode()), created_by_id=None)
+    job, _ = create_job(db_session, org_id=organization.id, kind="contacts.import", task_name=IMPORT_CONTACTS,
+                        params={"import_id": str(record.id), "columns": {"phone": "phone"}, "mode": "skip_existing"})
+    record.job_id = job.id
+    db_session.flush()
+    campaign = _campaign(client, admin_headers, template, audience={"type": "list", "import_id": str(record.id)})
+    report = client.get(f"/api/v1/campaigns/{campaign['id']}/preflight", headers=admin_headers).get_json()
+    reasons = {k: v for k, v in report["recipients"]["suppressed_by_reason"].items() if v}
+    assert report["recipients"]["eligible"] == 2
+    assert reasons == {"duplicate": 1, "invalid_phone": 1, "opted_out": 1}
+    client.post(f"/api/v1/campaigns/{campaign['id']}/start", headers=admin_headers)
+    _turns(campaign["id"], 2)
+    assert sorted(m.contact_id for m in _campaign_messages(db_session, campaign["id"])) == sorted(
+        [people[0].id, people[1].id])
+    body = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=admin_headers).get_json()
+    assert (body["recipients_total"], body["suppressed_total"]) == (3, 3)
