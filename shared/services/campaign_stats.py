@@ -3,7 +3,8 @@
 Per recipient: pending, skipped (with the reason), queued, sent, delivered, read, failed (with Meta's
 code), or waiting to be retried (131049); replied when the recipient wrote to the number within the
 campaign's attribution window after the send; clicked when they pressed one of the template's
-quick-reply buttons on that message (by payload). Rates are over sent (sent, delivered and read).
+quick-reply buttons on that message (by payload; a tap is a message from them, so it counts as a reply too).
+Rates are over sent (sent, delivered and read).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ STATUSES = ("pending", "skipped", "queued", "retry", "sending", "sent", "deliver
 
 # One row per ledger row: its status as a recipient sees it, and whether they replied or clicked.
 _RECIPIENTS = """
-SELECT r.id, r.contact_id, r.phone_e164, r.number_id, r.reason, r.attempts, r.next_attempt_at,
+SELECT r.id, r.contact_id, r.phone_e164, r.number_id, r.reason, r.attempts,
+       CASE WHEN r.state = 'retry' THEN r.next_attempt_at END AS next_attempt_at,
        CASE WHEN r.state IN ('pending', 'skipped', 'retry') THEN r.state::text ELSE m.status::text END AS status,
        m.id AS message_id, m.wamid, m.sent_at, m.delivered_at, m.read_at, m.failed_at, m.error_code, m.error_message,
        reply.created_at AS replied_at, click.payload AS clicked
@@ -107,14 +109,15 @@ def progress(session: Session, *, campaign: Campaign) -> dict[str, Any]:
     total = sum(counts.values())
     left = counts.get("pending", 0) + in_flight
     done = total - left - counts.get("retry", 0)
-    elapsed = (utcnow() - campaign.started_at).total_seconds() if campaign.started_at else 0.0
-    pace = done / elapsed if elapsed > 0 and done else None
+    sent = done - counts.get("skipped", 0)  # messages that went (or failed): skipped recipients cost no time
+    elapsed = ((campaign.finished_at or utcnow()) - campaign.started_at).total_seconds() if campaign.started_at else 0
+    pace = sent / elapsed if elapsed > 0 and sent > 0 else None
     running = campaign.status == CampaignStatus.running
     return {
         "status": campaign.status.value, "pause_reason": campaign.pause_reason, "pause_message": campaign.pause_message,
         "recipients": total, "pending": counts.get("pending", 0), "in_flight": in_flight,
         "skipped": counts.get("skipped", 0), "waiting_retry": counts.get("retry", 0), "done": max(0, done),
-        "percent": round(100 * (total - left - counts.get("retry", 0)) / total, 1) if total else 0.0,
+        "percent": round(100 * done / total, 1) if total else 0.0,
         "messages_per_second": round(pace, 2) if pace else None,
         "eta_seconds": math.ceil(left / pace) if running and pace else None,
         "started_at": campaign.started_at, "finished_at": campaign.finished_at,

@@ -230,6 +230,9 @@ def test_the_drip_sends_each_eligible_recipient_one_rendered_message(client, adm
     assert tied == 7
     assert _turns(campaign["id"], 2)[-1].queued == 0  # another turn (a redelivery) sends nobody again
     assert len(_campaign_messages(db_session, campaign["id"])) == 7
+    progress = client.get(f"/api/v1/campaigns/{campaign['id']}/progress", headers=admin_headers).get_json()
+    assert (progress["recipients"], progress["pending"], progress["in_flight"], progress["skipped"]) == (13, 0, 7, 6)
+    assert progress["status"] == "running" and progress["percent"] == round(100 * 6 / 13, 1)
 
 
 def test_pause_withdraws_what_no_dispatcher_took_and_resume_sends_everyone_once(client, admin_headers, template,
