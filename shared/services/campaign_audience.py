@@ -54,7 +54,9 @@ from shared.phones import InvalidPhoneError, normalize_phone
 from shared.services import attributes, contact_filters, contact_import, segments
 from shared.services.consent import MessageCategory
 
-AUDIENCE_TYPES = ("all", "tags", "segment", "list")
+AUDIENCE_KEYS = {"all": (), "tags": ("tags_any", "tags_all", "tags_none"), "segment": ("segment_id",),
+                 "list": ("import_id",)}
+AUDIENCE_TYPES = tuple(AUDIENCE_KEYS)
 MARKETING_CAP_CODE = "131049"
 MARKETING_CAP_HOURS = 24
 PRICE_PREFIX_CHARS = 5  # "+" and 4 digits: enough to tell every calling code's market apart
@@ -93,7 +95,7 @@ def check_audience(session: Session, *, org_id: uuid.UUID, audience: dict[str, A
         segments.get_segment(session, org_id=org_id, segment_id=audience.get("segment_id") or "")
     if kind == "list":
         _import_record(session, org_id, audience.get("import_id"))
-    return {"type": kind, **{k: v for k, v in audience.items() if k != "type"}}
+    return {"type": kind, **{k: audience[k] for k in AUDIENCE_KEYS[kind] if audience.get(k)}}
 
 
 def _import_record(session: Session, org_id: uuid.UUID, import_id: Any) -> ContactImport:
