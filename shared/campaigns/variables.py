@@ -245,6 +245,18 @@ class CompiledMapping:
         return variables
 
 
+def required_sources(mapping: Mapping[str, Any]) -> set[str]:
+    """The contact sources the mapping reads without a fallback: a recipient for whom one is empty is skipped
+    (`missing_variable`), so the pre-flight counts them."""
+    header = mapping.get("header")
+    entries = [*(header if isinstance(header, list) else [header] if isinstance(header, Mapping) else []),
+               *(mapping.get("body") or ()),
+               *(entry for entries in (mapping.get("buttons") or {}).values() for entry in (entries or ())[:1])]
+    return {entry["source"] for entry in entries
+            if isinstance(entry, Mapping) and entry.get("source", "literal") != "literal"
+            and not _filled(entry.get("fallback"))}
+
+
 def compile_mapping(mapping: Mapping[str, Any]) -> CompiledMapping:
     """Compile once per campaign (after `check_mapping()` found nothing), then `.resolve(contact)` each."""
     return CompiledMapping(mapping)

@@ -11,7 +11,8 @@ into the recipients ledger in one INSERT ... SELECT). Audience shapes:
 Each contact goes to one of the campaign's numbers, chosen by a hash of its id, so a 100,000-row
 audience spreads over the numbers without a loop. Suppression reasons (first that applies):
 blocked, invalid_phone, opted_out, no_opt_in (marketing), unreachable (Meta's 131026 hold on that
-number, marketing), marketing_cap (Meta's 131049 within the last 24 h, marketing). A list also counts
+number, marketing), marketing_cap (Meta's 131049 within the last 24 h, marketing), missing_variable (a
+placeholder's source is empty for them and has no fallback). A list also counts
 rows it could not use: invalid_phone (no valid number, or no contact) and duplicate.
 """
 
@@ -37,6 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from shared.campaigns import variables as campaign_variables
 from shared.errors import InvalidInputError
 from shared.models import (
     Campaign,
@@ -154,7 +156,20 @@ def _number_for(number_ids: list[uuid.UUID]) -> ColumnElement:
     return case(*[(slot == i, literal(n, UUID(as_uuid=True))) for i, n in enumerate(number_ids)])
 
 
-def _reason(category: MessageCategory, number: ColumnElement) -> ColumnElement:
+def _empty(source: str) -> ColumnElement[bool]:
+    """SQL for "this contact has no value for `source`" (the variables module's readers, set-wise)."""
+    if source in ("contact.name", "contact.first_name"):
+        value = Contact.name
+    elif source == "contact.email":
+        value = Contact.email
+    elif source == "contact.phone":
+        value = Contact.phone_e164
+    else:
+        value = Contact.custom_attributes[source.removeprefix("attribute.")].astext
+    return func.coalesce(func.btrim(value), "") == ""
+
+
+def _reason(category: MessageCategory, number: ColumnElement, required: set[str]) -> ColumnElement:
     whens: list[tuple[ColumnElement[bool], str]] = [
         (Contact.blocked_at.is_not(None), "blocked"),
         (func.coalesce(Contact.wa_id, "") == "", "invalid_phone"),
@@ -171,6 +186,7 @@ def _reason(category: MessageCategory, number: ColumnElement) -> ColumnElement:
         ]
     elif category == MessageCategory.utility:
         whens.append((Contact.utility_consent == ConsentState.opted_out, "opted_out"))
+    whens += [(_empty(source), "missing_variable") for source in sorted(required)]
     return case(*whens, else_=None)
 
 
@@ -195,7 +211,8 @@ def audience_select(session: Session, *, org: Organization, campaign: Campaign, 
                     listed: ListRows | None = None):
     """SELECT contact_id, number_id, phone_e164, reason for every contact the campaign's audience names."""
     number = _number_for(list(campaign.number_ids))
-    reason = _reason(category_of(template_category), number).label("reason")
+    required = campaign_variables.required_sources(campaign.variables or {})
+    reason = _reason(category_of(template_category), number, required).label("reason")
     return (select(Contact.id.label("contact_id"), number.label("number_id"), Contact.phone_e164, reason)
             .where(and_(*_conditions(session, org, campaign.audience or {}, listed)))
             .execution_options(all_tenants=True))

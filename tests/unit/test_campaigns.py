@@ -150,6 +150,22 @@ def test_preflight_reports_the_messaging_limits_room_and_the_drip_pauses_when_it
     assert (body["status"], body["pause_reason"]) == ("paused", "messaging_limit")
 
 
+def test_preflight_counts_recipients_a_variable_without_fallback_has_no_value_for(client, admin_headers, template,
+                                                                                 audience):
+    variables = {"body": [{"source": "contact.first_name"}, {"source": "attribute.coupon"}]}  # no fallbacks
+    audience["eligible"][1].name = "  "
+    campaign = _campaign(client, admin_headers, template, variables=variables)
+    report = client.get(f"/api/v1/campaigns/{campaign['id']}/preflight", headers=admin_headers).get_json()
+    # six have a name but no coupon, one a coupon but a blank name: only person 0 has both
+    assert report["recipients"]["eligible"] == 1
+    assert report["recipients"]["suppressed_by_reason"]["missing_variable"] == 6
+    client.post(f"/api/v1/campaigns/{campaign['id']}/start", headers=admin_headers)
+    _turns(campaign["id"], 2)
+    skipped = client.get(f"/api/v1/campaigns/{campaign['id']}/recipients?status=skipped&limit=50",
+                         headers=admin_headers).get_json()["items"]
+    assert sum(1 for item in skipped if item["reason"] == "missing_variable") == 6
+
+
 def test_tags_audience_any_all_none(client, admin_headers, template, audience, db_session, organization):
     vip, churned = Tag(organization_id=organization.id, name="vip"), Tag(organization_id=organization.id, name="churned")
     db_session.add_all([vip, churned])
