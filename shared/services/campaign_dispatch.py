@@ -28,7 +28,6 @@ from shared.models import (
     CampaignRecipient,
     CampaignStatus,
     Contact,
-    Conversation,
     Direction,
     Message,
     MessageStatus,
