@@ -25,6 +25,7 @@ a database of its own (dropped at the end), a Redis database index of its own (f
 from __future__ import annotations
 
 import argparse
+import bisect
 import collections
 import os
 import shutil
@@ -336,6 +337,14 @@ def main(argv: list[str] | None = None) -> int:
             sends = sandbox_sends(sandbox)
             rates = per_number_rates(sends, numbers, trim=5.0)
             storms = throttled(sends)
+            first = min((s["at"] for s in sends), default=0.0)
+            for number in numbers:
+                mine = sorted(s["at"] for s in sends if s["object_id"] == number["phone_number_id"])
+                busiest = max((bisect.bisect_right(mine, t + 1.0) - i for i, t in enumerate(mine)), default=0)
+                hits = [f"{s['at'] - first:.1f}s" for s in sends
+                        if s["object_id"] == number["phone_number_id"] and s["error_code"] == 130429]
+                print(f"  number {number['phone_number_id'][-4:]}: most requests in any 1 s span {busiest}; "
+                      f"130429 at {', '.join(hits[:10]) or 'none'}", flush=True)
             print(f"  {len(sends):,} sends at the sandbox, progress {progress['done']:,} done; "
                   + CpuMeter.line(before, meter.sample(), max(1, len(sends))), flush=True)
             lo, hi = TARGET_PACE * 0.98, TARGET_PACE * 1.02

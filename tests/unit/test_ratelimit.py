@@ -113,3 +113,23 @@ def test_a_short_hold_never_pulls_booked_slots_earlier(key):
     ratelimit.hold(key, seconds=0.2)
     after = ratelimit.reserve_many(key, count=1, rate_per_second=20)
     assert after.first_in == pytest.approx(40 * _interval(20), abs=0.05)
+
+
+def test_a_130429_slows_the_numbers_pace_for_every_caller_and_it_climbs_back(settings, monkeypatch):
+    number_id = uuid.uuid4().hex
+    now = [1_000_000.0]
+    monkeypatch.setattr(ratelimit.time, "time", lambda: now[0])
+    try:
+        assert ratelimit.pace_factor(number_id) == 1.0
+        assert ratelimit.slow_down(number_id) == pytest.approx(ratelimit.PACE_SLOWDOWN)
+        assert ratelimit.pace_factor(number_id) == pytest.approx(ratelimit.PACE_SLOWDOWN)  # read by anyone
+        now[0] += ratelimit.PACE_RECOVERY_SECONDS / 2
+        halfway = ratelimit.PACE_SLOWDOWN + (1 - ratelimit.PACE_SLOWDOWN) / 2
+        assert ratelimit.pace_factor(number_id) == pytest.approx(halfway)
+        for _ in range(20):  # a storm: the floor, not zero
+            ratelimit.slow_down(number_id)
+        assert ratelimit.pace_factor(number_id) == pytest.approx(ratelimit.PACE_FLOOR)
+        now[0] += ratelimit.PACE_RECOVERY_SECONDS
+        assert ratelimit.pace_factor(number_id) == 1.0
+    finally:
+        get_redis().delete(ratelimit.pace_key(number_id))

@@ -49,7 +49,7 @@ IDLE_WAIT_SECONDS = 2.0  # a retry due this soon is waited for here (a message q
 # later ones re-arm the dispatcher by countdown
 MAX_COUNTDOWN_SECONDS = 60.0  # beyond that the sweep re-arms (no far-future ETAs, DESIGN §4.6)
 RENEW_EVERY_SECONDS = 2.0
-THROUGHPUT_EXCEEDED = "130429"  # Meta's per-number throughput: the number's pace is halved, then recovers
+THROUGHPUT_EXCEEDED = "130429"  # Meta's per-number throughput: the number's pace slows, then recovers (ratelimit)
 SPAN_GUARD_SECONDS = 0.002  # a request leaves at least 1 s plus this after the one `throughput` before came back
 
 _executor: ThreadPoolExecutor | None = None
