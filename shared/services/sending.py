@@ -160,7 +160,8 @@ class Batch:
     org_id: uuid.UUID
     phone_number_id: str
     access_token_encrypted: str
-    throughput_mps: int
+    throughput_mps: int  # what Meta takes from the number in any one second
+    pace_mps: float = 0.0  # what it sends at now: its throughput, slowed for a while after a 130429 (ratelimit)
     items: list[Outgoing] = field(default_factory=list)
     paused: bool = False  # sends paused (credentials), the number deleted, or every send held (restrictions)
     templates_held: bool = False  # Meta restricted business-initiated messaging: template messages wait
@@ -231,13 +232,13 @@ def claim_batch(session: Session, *, number_id: uuid.UUID | str, max_batch: int 
     if row is None:
         return None
     batch = Batch(number_id=row.id, org_id=row.organization_id, phone_number_id=row.phone_number_id,
-                  access_token_encrypted=row.access_token_encrypted,
-                  throughput_mps=max(1, int(row.throughput_mps * ratelimit.pace_factor(str(row.id)))),
+                  access_token_encrypted=row.access_token_encrypted, throughput_mps=row.throughput_mps,
+                  pace_mps=max(1.0, row.throughput_mps * ratelimit.pace_factor(str(row.id))),
                   paused=row.paused, templates_held=row.templates_held)
     if batch.paused:
         return batch
     now = utcnow()
-    limit = max(1, min(max_batch, int(batch.throughput_mps * horizon_seconds)))
+    limit = max(1, min(max_batch, int(batch.pace_mps * horizon_seconds)))
     ids = list(session.execute(_CANDIDATES, {"number_id": str(batch.number_id), "now": now, "limit": limit,
                                              "templates_held": batch.templates_held}).scalars())
     if not ids:

@@ -30,6 +30,7 @@ from shared.models import (
 )
 from shared.models.base import utcnow
 from shared.queueing.names import DISPATCH_CAMPAIGN
+from shared.redis_client import get_redis
 from shared.services import campaign_dispatch, campaign_feedback, campaign_stats, sending
 from tests.unit.test_conversations import number  # noqa: F401
 from tests.unit.test_whatsapp_channel import NUMBER
@@ -417,3 +418,23 @@ def test_a_list_audience_counts_its_duplicate_and_invalid_rows_in_the_preflight_
         [people[0].id, people[1].id])
     body = client.get(f"/api/v1/campaigns/{campaign['id']}", headers=admin_headers).get_json()
     assert (body["recipients_total"], body["suppressed_total"]) == (3, 3)
+
+
+def test_after_a_130429_the_number_is_claimed_and_booked_at_a_slower_pace_under_the_same_throughput(
+        client, admin_headers, template, audience, db_session):
+    from shared import ratelimit
+
+    campaign = _campaign(client, admin_headers, template)
+    client.post(f"/api/v1/campaigns/{campaign['id']}/start", headers=admin_headers)
+    _turns(campaign["id"], 2)
+    number_id = db_session.execute(select(WhatsAppNumber.id)).scalar_one()
+    try:
+        ratelimit.slow_down(str(number_id))
+        with unit_of_work() as session:
+            batch = sending.claim_batch(session, number_id=number_id, max_batch=200, horizon_seconds=0.05)
+        # Meta's one-second window (the pacer's) stays the number's throughput; slots and batch size follow the pace
+        assert batch.throughput_mps == 80
+        assert batch.pace_mps == pytest.approx(80 * ratelimit.PACE_SLOWDOWN, rel=0.05)
+        assert len(batch.items) == int(batch.pace_mps * 0.05)
+    finally:
+        get_redis().delete(ratelimit.pace_key(str(number_id)))

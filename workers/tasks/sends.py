@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import threading
 import time
@@ -33,6 +34,7 @@ from shared.db import unit_of_work
 from shared.queueing import names
 from shared.queueing.celery_app import celery_app
 from shared.queueing.publish import publish_now
+from shared.redis_client import get_redis
 from shared.services import conversations, media, messages, send_outcomes, send_policy, sending
 from shared.services.send_policy import Decision, Verdict
 from shared.settings import get_settings
@@ -105,6 +107,7 @@ class _Pacer:
 
 
 _pacers: dict[str, _Pacer] = {}
+WINDOW_PREFIX = "pytake:sends:pacer:"
 
 
 def _pacer(number_id: uuid.UUID, throughput: int) -> _Pacer:
@@ -113,6 +116,31 @@ def _pacer(number_id: uuid.UUID, throughput: int) -> _Pacer:
     if pacer is None or pacer.throughput != max(1, throughput):
         pacer = _pacers[key] = _Pacer(throughput)
     return pacer
+
+
+def _hand_over_window(number_id: str) -> None:
+    """When its requests came back, for the process that takes the number next: a fresh pacer knows nothing of
+    the last second, and the other process's late requests plus its own on-time ones drew 130429."""
+    pacer = _pacers.get(number_id)
+    if pacer is None:
+        return
+    offset = time.time() - time.monotonic()
+    with pacer.changed:
+        came_back = [ticket[0] + offset for ticket in pacer.window if ticket[0] is not None]
+    get_redis().set(f"{WINDOW_PREFIX}{number_id}", json.dumps({"throughput": pacer.throughput, "came_back": came_back}),
+                    ex=5)
+
+
+def _take_over_window(number_id: str) -> None:
+    raw = get_redis().get(f"{WINDOW_PREFIX}{number_id}")
+    if raw is None:
+        return
+    saved = json.loads(raw)
+    pacer = _pacer(uuid.UUID(number_id), saved["throughput"])
+    offset = time.time() - time.monotonic()
+    with pacer.changed:
+        pacer.window.clear()
+        pacer.window.extend([[came_back - offset] for came_back in saved["came_back"][-pacer.throughput:]])
 
 
 @celery_app.task(name=names.DISPATCH_NUMBER, bind=True, max_retries=None)
@@ -134,6 +162,7 @@ def dispatch_number(self, number_id: str, org_id: str, lease: str | None = None)
     number_uuid = uuid.UUID(number_id)
     with unit_of_work() as session:
         send_outcomes.recover_number(session, number_id=number_uuid)
+    _take_over_window(number_id)
     started = time.monotonic()
     in_flight: _InFlight | None = None  # the batch on the wire while the next one is claimed
     try:
@@ -221,7 +250,7 @@ def _start(batch: sending.Batch, *, after: _InFlight | None) -> _InFlight:
     client = _client(batch.access_token_encrypted)
     pacer = _pacer(batch.number_id, batch.throughput_mps)
     slots = ratelimit.reserve_many(ratelimit.number_key(str(batch.number_id)), count=len(batch.items),
-                                   rate_per_second=batch.throughput_mps)
+                                   rate_per_second=batch.pace_mps or batch.throughput_mps)
     origin = time.monotonic() + slots.first_in
     # Pair-rate holds of the whole batch in one round trip; a 131056 during the batch holds that
     # conversation's later messages (and the next batch sees the hold).
@@ -265,6 +294,8 @@ def _finish(flight: _InFlight | None, token: str) -> None:
             sending.renew_lease(batch.number_id, token)
     errors = [future.exception() for future in flight.futures if future.exception() is not None]
     flight.futures = []
+    with contextlib.suppress(Exception):  # before any hand-over or release: whoever sends next knows the last second
+        _hand_over_window(str(batch.number_id))
     # Claimed but put back untouched: take their "not sent yet" marks so nothing else settles them twice.
     kept = sending.untake_all(batch.number_id, [str(i) for i in outcomes.not_sent])
     outcomes.not_sent = [uuid.UUID(i) for i in kept]
