@@ -83,8 +83,6 @@ def upgrade() -> None:
         sa.Column('updated_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
         sa.ForeignKeyConstraint(['campaign_id'], ['campaigns.id'],
                                 name=op.f('fk_campaign_recipients_campaign_id_campaigns'), ondelete='CASCADE'),
-        sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'],
-                                name=op.f('fk_campaign_recipients_contact_id_contacts'), ondelete='CASCADE'),
         sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign_recipients')),
     )
     op.create_index('uq_campaign_recipients_campaign_id_contact_id', 'campaign_recipients',

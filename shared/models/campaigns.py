@@ -95,7 +95,9 @@ class CampaignRecipient(Base):
     )
 
     campaign_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
-    contact_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    # No foreign key: contacts are only ever soft-deleted (an organization's removal cascades through its
+    # campaigns), and a key checked row by row was a sixth of a 100,000-row start.
+    contact_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     number_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     phone_e164: Mapped[str | None] = mapped_column(String(20))
     state: Mapped[RecipientState] = mapped_column(pg_enum(RecipientState, "campaign_recipient_state"))

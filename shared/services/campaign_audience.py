@@ -28,11 +28,11 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    exists,
     func,
     literal,
     select,
     text,
+    tuple_,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
 from sqlalchemy.orm import Session
@@ -46,6 +46,7 @@ from shared.models import (
     ConsentState,
     Contact,
     ContactImport,
+    Direction,
     Conversation,
     Job,
     Message,
@@ -61,6 +62,7 @@ AUDIENCE_KEYS = {"all": (), "tags": ("tags_any", "tags_all", "tags_none"), "segm
 AUDIENCE_TYPES = tuple(AUDIENCE_KEYS)
 MARKETING_CAP_CODE = "131049"
 MARKETING_CAP_HOURS = 24
+MARKETING_CAP_LOOKBACK_HOURS = 72  # a 131049 within 24 h came for a message sent at most this long ago
 PRICE_PREFIX_CHARS = 5  # "+" and 4 digits: enough to tell every calling code's market apart
 REASONS = ("blocked", "invalid_phone", "opted_out", "no_opt_in", "unreachable", "marketing_cap", "duplicate",
            "missing_variable")
@@ -169,7 +171,7 @@ def _empty(source: str) -> ColumnElement[bool]:
     return func.coalesce(func.btrim(value), "") == ""
 
 
-def _reason(category: MessageCategory, number: ColumnElement, required: set[str]) -> ColumnElement:
+def _reason(org_id: uuid.UUID, category: MessageCategory, number: ColumnElement, required: set[str]) -> ColumnElement:
     whens: list[tuple[ColumnElement[bool], str]] = [
         (Contact.blocked_at.is_not(None), "blocked"),
         (func.coalesce(Contact.wa_id, "") == "", "invalid_phone"),
@@ -178,10 +180,14 @@ def _reason(category: MessageCategory, number: ColumnElement, required: set[str]
         whens += [
             (Contact.marketing_consent == ConsentState.opted_out, "opted_out"),
             (Contact.marketing_consent != ConsentState.opted_in, "no_opt_in"),
-            (exists(select(1).where(Conversation.contact_id == Contact.id, Conversation.number_id == number,
-                                    Conversation.unreachable_until > func.now())), "unreachable"),
-            (exists(select(1).where(
-                Message.contact_id == Contact.id, Message.error_code == MARKETING_CAP_CODE,
+            # Both as sets read once (hashed), not a probe per contact: few contacts are held, 100,000 are asked.
+            (tuple_(Contact.id, number).in_(select(Conversation.contact_id, Conversation.number_id).where(
+                Conversation.organization_id == org_id, Conversation.unreachable_until > func.now())),
+             "unreachable"),
+            (Contact.id.in_(select(Message.contact_id).where(
+                Message.organization_id == org_id, Message.direction == Direction.outbound,
+                Message.created_at > func.now() - text(f"interval '{MARKETING_CAP_LOOKBACK_HOURS} hours'"),
+                Message.error_code == MARKETING_CAP_CODE,
                 Message.failed_at > func.now() - text(f"interval '{MARKETING_CAP_HOURS} hours'"))), "marketing_cap"),
         ]
     elif category == MessageCategory.utility:
@@ -212,7 +218,7 @@ def audience_select(session: Session, *, org: Organization, campaign: Campaign, 
     """SELECT contact_id, number_id, phone_e164, reason for every contact the campaign's audience names."""
     number = _number_for(list(campaign.number_ids))
     required = campaign_variables.required_sources(campaign.variables or {})
-    reason = _reason(category_of(template_category), number, required).label("reason")
+    reason = _reason(org.id, category_of(template_category), number, required).label("reason")
     return (select(Contact.id.label("contact_id"), number.label("number_id"), Contact.phone_e164, reason)
             .where(and_(*_conditions(session, org, campaign.audience or {}, listed)))
             .execution_options(all_tenants=True))
@@ -262,7 +268,7 @@ def resolve_into_ledger(session: Session, *, org: Organization, campaign: Campai
                  else_=literal(RecipientState.skipped.value))
     rows = select(literal(campaign.id, UUID(as_uuid=True)), audience.c.contact_id, audience.c.number_id,
                   audience.c.phone_e164, cast(state, CampaignRecipient.__table__.c.state.type), audience.c.reason,
-                  func.now())
+                  func.now()).order_by(audience.c.contact_id)
     session.execute(insert(CampaignRecipient).from_select(
         ["campaign_id", "contact_id", "number_id", "phone_e164", "state", "reason", "next_attempt_at"], rows,
     ).on_conflict_do_nothing(index_elements=["campaign_id", "contact_id"]))
