@@ -157,6 +157,30 @@ def celery_pool(queue: str, concurrency: int, prefetch: int, env: dict[str, str]
         "--without-mingle", "-E", "--loglevel", level], {**env, "LOG_LEVEL": level}, log_dir)
 
 
+def start_platform(procs: dict[str, Proc], pools: dict[str, tuple[int, int]], *, beat: bool, log_dir: Path,
+                   keep_logs: bool) -> tuple[str, str]:
+    """The sandbox, web (gunicorn as the Procfile runs it), `pools` ({queue: (concurrency, prefetch)}) and beat,
+    each on free ports, added to `procs` as they start (so a failure still stops them); waits until each answers.
+    Returns the sandbox's and web's base URLs."""
+    sandbox_port, web_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "WHATSAPP_API_BASE": f"http://127.0.0.1:{sandbox_port}"}
+    procs["sandbox"] = start("sandbox", [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port",
+                                         str(sandbox_port), "--quiet"], env, log_dir)
+    procs["web"] = start("web", [bin_path("gunicorn"), "-c", str(PROJECT_ROOT / "gunicorn.conf.py"), "--bind",
+                                 f"127.0.0.1:{web_port}", "--no-control-socket", "wsgi:app"], env, log_dir)
+    for queue, (concurrency, prefetch) in pools.items():
+        procs[queue] = celery_pool(queue, concurrency, prefetch, env, log_dir, keep_logs)
+    if beat:
+        procs["beat"] = start("beat", [bin_path("celery"), "-A", "workers.app", "beat", "--schedule",
+                                       str(log_dir / "celerybeat-schedule"), "--loglevel", "WARNING"], env, log_dir)
+    sandbox_url, web_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{web_port}"
+    wait_http(procs["sandbox"], f"{sandbox_url}/_sandbox/config")
+    wait_http(procs["web"], f"{web_url}/readyz")
+    for queue in pools:
+        wait_pool(procs[queue], queue)
+    return sandbox_url, web_url
+
+
 # -- the web API, as a client uses it -------------------------------------------------------------------------
 
 
@@ -710,23 +734,10 @@ def main(argv: list[str] | None = None) -> int:
         create_database(stores)
         world = World(org_id=create_tenant())
 
-        sandbox_port, web_port = free_port(), free_port()
-        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "WHATSAPP_API_BASE": f"http://127.0.0.1:{sandbox_port}"}
-        procs["sandbox"] = start("sandbox", [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port",
-                                             str(sandbox_port), "--quiet"], env, log_dir)
-        procs["web"] = start("web", [bin_path("gunicorn"), "-c", str(PROJECT_ROOT / "gunicorn.conf.py"), "--bind",
-                                     f"127.0.0.1:{web_port}", "--no-control-socket", "wsgi:app"], env, log_dir)
-        procs["webhooks"] = celery_pool("webhooks", args.webhooks_concurrency, 1, env, log_dir, args.keep_logs)
-        procs["bots"] = celery_pool("bots", args.bots_concurrency, 4, env, log_dir, args.keep_logs)
-        procs["sends"] = celery_pool("sends", args.sends_concurrency, 1, env, log_dir, args.keep_logs)
-        if not args.no_beat:
-            procs["beat"] = start("beat", [bin_path("celery"), "-A", "workers.app", "beat", "--schedule",
-                                           str(log_dir / "celerybeat-schedule"), "--loglevel", "WARNING"], env, log_dir)
-        sandbox_url, web_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{web_port}"
-        wait_http(procs["sandbox"], f"{sandbox_url}/_sandbox/config")
-        wait_http(procs["web"], f"{web_url}/readyz")
-        for queue in ("webhooks", "bots", "sends"):
-            wait_pool(procs[queue], queue)
+        sandbox_url, web_url = start_platform(
+            procs, {"webhooks": (args.webhooks_concurrency, 1), "bots": (args.bots_concurrency, 4),
+                    "sends": (args.sends_concurrency, 1)}, beat=not args.no_beat, log_dir=log_dir,
+            keep_logs=args.keep_logs)
         sandbox = Sandbox(sandbox_url, procs["sandbox"].process.pid)
         sandbox.call("PATCH", "/config", json={"log_limit": 1_000_000})
 

@@ -39,12 +39,11 @@ from pathlib import Path
 import psutil
 import requests
 
-from shared.embedded import free_port
 from shared.settings import PROJECT_ROOT
 
 sys.path.insert(0, str(PROJECT_ROOT))  # run as a script (make bench): the helpers live beside it
-from bench.bots import Api, Sandbox, celery_pool, load, verdict  # noqa: E402
-from bench.conversations import CpuMeter, Proc, bin_path, start, wait_http, wait_pool  # noqa: E402
+from bench.bots import Api, Sandbox, load, start_platform, verdict  # noqa: E402
+from bench.conversations import CpuMeter, Proc  # noqa: E402
 from bench.stores import create_database, isolate, remove  # noqa: E402
 
 TARGET_LEDGER_PER_SECOND = 50_000
@@ -291,22 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"campaigns bench: {os.cpu_count()} CPUs, {load()}; {args.recipients:,} contacts made in SQL in "
               f"{time.perf_counter() - made:.1f} s", flush=True)
 
-        sandbox_port, web_port = free_port(), free_port()
-        env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "WHATSAPP_API_BASE": f"http://127.0.0.1:{sandbox_port}"}
-        procs["sandbox"] = start("sandbox", [sys.executable, "-m", "sandbox", "--host", "127.0.0.1", "--port",
-                                             str(sandbox_port), "--quiet"], env, log_dir)
-        procs["web"] = start("web", [bin_path("gunicorn"), "-c", str(PROJECT_ROOT / "gunicorn.conf.py"), "--bind",
-                                     f"127.0.0.1:{web_port}", "--no-control-socket", "wsgi:app"], env, log_dir)
-        procs["campaigns"] = celery_pool("campaigns", args.campaigns_concurrency, 1, env, log_dir, args.keep_logs)
-        procs["sends"] = celery_pool("sends", args.sends_concurrency, 1, env, log_dir, args.keep_logs)
-        procs["webhooks"] = celery_pool("webhooks", 2, 1, env, log_dir, args.keep_logs)
-        procs["beat"] = start("beat", [bin_path("celery"), "-A", "workers.app", "beat", "--schedule",
-                                       str(log_dir / "celerybeat-schedule"), "--loglevel", "WARNING"], env, log_dir)
-        sandbox_url, web_url = f"http://127.0.0.1:{sandbox_port}", f"http://127.0.0.1:{web_port}"
-        wait_http(procs["sandbox"], f"{sandbox_url}/_sandbox/config")
-        wait_http(procs["web"], f"{web_url}/readyz")
-        for queue in ("campaigns", "sends", "webhooks"):
-            wait_pool(procs[queue], queue)
+        sandbox_url, web_url = start_platform(
+            procs, {"campaigns": (args.campaigns_concurrency, 1), "sends": (args.sends_concurrency, 1),
+                    "webhooks": (2, 1)}, beat=True, log_dir=log_dir, keep_logs=args.keep_logs)
         sandbox = Sandbox(sandbox_url, procs["sandbox"].process.pid)
         sandbox.call("PATCH", "/config", json={"log_limit": 2_000_000})
         api = Api(web_url)
