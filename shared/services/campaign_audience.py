@@ -46,21 +46,20 @@ from shared.models import (
     ConsentState,
     Contact,
     ContactImport,
-    Direction,
     Conversation,
+    Direction,
     Job,
     Message,
     Organization,
     RecipientState,
 )
 from shared.phones import InvalidPhoneError, normalize_phone
-from shared.services import attributes, contact_filters, contact_import, segments
+from shared.services import attributes, campaign_feedback, contact_filters, contact_import, segments
 from shared.services.consent import MessageCategory
 
 AUDIENCE_KEYS = {"all": (), "tags": ("tags_any", "tags_all", "tags_none"), "segment": ("segment_id",),
                  "list": ("import_id",)}
 AUDIENCE_TYPES = tuple(AUDIENCE_KEYS)
-MARKETING_CAP_CODE = "131049"
 MARKETING_CAP_HOURS = 24
 MARKETING_CAP_LOOKBACK_HOURS = 72  # a 131049 within 24 h came for a message sent at most this long ago
 PRICE_PREFIX_CHARS = 5  # "+" and 4 digits: enough to tell every calling code's market apart
@@ -187,7 +186,7 @@ def _reason(org_id: uuid.UUID, category: MessageCategory, number: ColumnElement,
             (Contact.id.in_(select(Message.contact_id).where(
                 Message.organization_id == org_id, Message.direction == Direction.outbound,
                 Message.created_at > func.now() - text(f"interval '{MARKETING_CAP_LOOKBACK_HOURS} hours'"),
-                Message.error_code == MARKETING_CAP_CODE,
+                Message.error_code == campaign_feedback.MARKETING_CAP,
                 Message.failed_at > func.now() - text(f"interval '{MARKETING_CAP_HOURS} hours'"))), "marketing_cap"),
         ]
     elif category == MessageCategory.utility:

@@ -39,10 +39,10 @@ from shared.models import (
 )
 from shared.models.base import utcnow
 from shared.ratelimit import pace_factor
-from shared.redis_client import get_redis
 from shared.services import (
     alerts,
     campaign_audience,
+    campaign_content,
     campaign_preflight,
     campaigns,
     consent,
@@ -52,8 +52,6 @@ from shared.services import (
     templates,
 )
 from shared.settings import get_settings
-from shared.whatsapp import outbound
-from shared.whatsapp import templates as template_rules
 from shared.whatsapp.templates import TemplateDefinitionError, TemplateVariablesError
 
 log = structlog.get_logger(__name__)
@@ -92,7 +90,7 @@ def run_turn(session: Session, *, campaign_id: uuid.UUID | str) -> Turn:
     if stop is not None:
         return _pause_for(session, campaign, *stop)
     if campaign.audience_resolved_at is None:
-        _resolve(session, org, campaign, template, list(numbers.values()), now)
+        _resolve(session, org, campaign, template, list(numbers.values()))
         return Turn("resolved")
     _expire_retries(session, campaign, now)
     if campaign.limit_room is not None and campaign.queued_total >= campaign.limit_room:
@@ -148,7 +146,7 @@ def _pause_for(session: Session, campaign: Campaign, reason: str, message: str) 
 
 
 def _resolve(session: Session, org: Organization, campaign: Campaign, template: MessageTemplate,
-             numbers: list[WhatsAppNumber], now: dt.datetime) -> None:
+             numbers: list[WhatsAppNumber]) -> None:
     started = utcnow()
     total, suppressed = campaign_audience.resolve_into_ledger(session, org=org, campaign=campaign,
                                                               template_category=template.category)
@@ -227,7 +225,7 @@ def _drip(session: Session, org: Organization, campaign: Campaign, template: Mes
             skipped[row.id] = verdict.reason or "ineligible"
             continue
         try:
-            content = _content(template, definition, compiled, contact)
+            content = campaign_content.content_for(template, definition, compiled, contact)
         except (campaign_variables.MissingVariable, TemplateVariablesError, TemplateDefinitionError):
             skipped[row.id] = "missing_variable"
             continue
@@ -240,13 +238,6 @@ def _drip(session: Session, org: Organization, campaign: Campaign, template: Mes
     if going:
         _queue(session, org, campaign, template, number, going, now)
     return len(going), len(skipped)
-
-
-def _content(template: MessageTemplate, definition: dict[str, Any], mapping: campaign_variables.CompiledMapping,
-             contact: Contact) -> dict[str, Any]:
-    values = campaign_variables.resolve(mapping, campaign_preflight.variable_fields(contact))
-    components = template_rules.render_components(definition, values)
-    return outbound.template_content(template.name, template.language, components)
 
 
 def _queue(session: Session, org: Organization, campaign: Campaign, template: MessageTemplate,
@@ -274,32 +265,4 @@ def _queue(session: Session, org: Organization, campaign: Campaign, template: Me
         FROM unnest(CAST(:ids AS uuid[]), CAST(:messages AS uuid[])) AS m(id, message_id)
         WHERE r.id = m.id"""), {"ids": [str(i) for i, _ in marks], "messages": [str(m) for _, m in marks], "now": now})
     sending.arm_on_commit(session, number_id=number.id, org_id=org.id)
-
-
-
-
-# -- one chain of turns per campaign --------------------------------------------------------------
-CHAIN_PREFIX = "pytake:campaigns:chain:"
-CHAIN_TTL_SECONDS = 3600
-
-
-def new_chain(campaign_id: uuid.UUID | str) -> str:
-    """A fresh chain for the campaign's turns; the chain before it ends at its next turn."""
-    token = uuid.uuid4().hex
-    get_redis().set(f"{CHAIN_PREFIX}{campaign_id}", token, ex=CHAIN_TTL_SECONDS)
-    return token
-
-
-def holds_chain(campaign_id: uuid.UUID | str, chain: str | None) -> bool:
-    key = f"{CHAIN_PREFIX}{campaign_id}"
-    redis = get_redis()
-    if chain is None:  # a turn published without a chain (an old message): it runs only if no chain does
-        return redis.get(key) is None
-    if redis.set(key, chain, nx=True, ex=CHAIN_TTL_SECONDS):
-        return True
-    held = redis.get(key)
-    if held is not None and (held.decode() if isinstance(held, bytes) else held) == chain:
-        redis.expire(key, CHAIN_TTL_SECONDS)
-        return True
-    return False
 

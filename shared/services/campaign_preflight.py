@@ -17,8 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from shared.campaigns import pricing
+from shared.campaigns import variables as campaign_variables
 from shared.models import (
     Campaign,
+    Contact,
     Direction,
     Message,
     MessageTemplate,
@@ -27,7 +29,8 @@ from shared.models import (
     WhatsAppNumber,
 )
 from shared.models.base import utcnow
-from shared.services import campaign_audience, campaigns
+from shared.services import attributes, campaign_audience, campaign_content, templates
+from shared.whatsapp import templates as template_rules
 
 # Unique users a portfolio may reach outside a service window per moving 24 h (None: unlimited).
 TIER_LIMITS = {"TIER_50": 50, "TIER_250": 250, "TIER_1K": 1_000, "TIER_2K": 2_000, "TIER_10K": 10_000,
@@ -95,9 +98,17 @@ def _template_problems(session: Session, org: Organization, campaign: Campaign,
     if template.status != "APPROVED":
         problems.append(_problem("template_not_approved", f"Template {template.name!r} is {template.status}",
                                  field="template_id", status=template.status))
-    for issue in campaigns.variable_problems(session, org.id, template, campaign.variables or {}):
+    for issue in variable_problems(session, org.id, template, campaign.variables or {}):
         problems.append(_problem("invalid_variables", issue["message"], field=f"variables.{issue['field']}"))
     return problems
+
+
+def variable_problems(session: Session, org_id: uuid.UUID, template: MessageTemplate,
+                      mapping: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every way the variables do not fit the template (placeholders missing or extra, unknown sources or
+    attributes); empty when they fit."""
+    keys = set(attributes.attribute_types(session, org_id=org_id))
+    return campaign_variables.check_mapping(templates.definition_of(template), mapping, attribute_keys=keys)
 
 
 def _numbers(session: Session, org_id: uuid.UUID, number_ids: list[uuid.UUID]) -> list[WhatsAppNumber]:
@@ -187,12 +198,6 @@ def _pace(campaign: Campaign, numbers: list[WhatsAppNumber]) -> float:
 
 def preview(session: Session, *, org: Organization, campaign: Campaign, limit: int = 5) -> list[dict[str, Any]]:
     """A sample of the audience's eligible recipients, each with the message it would get (or why not)."""
-    from shared.campaigns import variables as campaign_variables  # noqa: PLC0415
-    from shared.models import Contact  # noqa: PLC0415
-    from shared.services import templates  # noqa: PLC0415
-    from shared.whatsapp import outbound  # noqa: PLC0415
-    from shared.whatsapp import templates as template_rules  # noqa: PLC0415
-
     template = session.get(MessageTemplate, campaign.template_id) if campaign.template_id else None
     if template is None or not campaign.number_ids:
         return []
@@ -208,30 +213,11 @@ def preview(session: Session, *, org: Organization, campaign: Campaign, limit: i
         item = {"contact_id": contact.id, "phone": contact.phone_e164, "name": contact.name, "number_id": number_id,
                 "content": None, "text": None, "problem": None}
         try:
-            values = campaign_variables.resolve(campaign.variables or {}, variable_fields(contact))
-            components = template_rules.render_components(definition, values)
-            item["content"] = outbound.template_content(template.name, template.language, components)
-            item["text"] = _body_text(definition, components)
+            item["content"] = campaign_content.content_for(template, definition, campaign.variables or {}, contact)
+            item["text"] = campaign_content.body_text(definition, item["content"])
         except campaign_variables.MissingVariable as exc:
             item["problem"] = f"missing_variable: {exc}"
         except (template_rules.TemplateVariablesError, template_rules.TemplateDefinitionError) as exc:
             item["problem"] = f"invalid_variables: {exc.message}"
         sample.append(item)
     return sample
-
-
-def variable_fields(contact: Any) -> dict[str, Any]:
-    """The fields a campaign's variables read from a contact."""
-    return {"name": contact.name, "phone_e164": contact.phone_e164, "email": contact.email,
-            "attributes": contact.custom_attributes or {}}
-
-
-def _body_text(definition: dict[str, Any], components: list[dict[str, Any]]) -> str | None:
-    body = next((c for c in definition.get("components", []) if str(c.get("type", "")).upper() == "BODY"), None)
-    if body is None:
-        return None
-    values = next((c["parameters"] for c in components if c.get("type") == "body"), [])
-    text_out = body.get("text", "")
-    for number, parameter in enumerate(values, start=1):
-        text_out = text_out.replace("{{%d}}" % number, str(parameter.get("text", "")))
-    return text_out

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from shared.campaigns import variables as campaign_variables
+from shared.audit import audit_on_commit
 from shared.db import get_owned
 from shared.errors import ConflictError, InvalidInputError, NotFoundError
 from shared.models import (
@@ -25,7 +25,6 @@ from shared.models import (
     CampaignStatus,
     Message,
     MessageStatus,
-    MessageTemplate,
     Organization,
     RecipientState,
     WhatsAppNumber,
@@ -34,8 +33,8 @@ from shared.models.base import utcnow
 from shared.models.campaigns import EDITABLE_STATUSES, FINAL_STATUSES
 from shared.queueing.names import DISPATCH_CAMPAIGN
 from shared.queueing.publish import enqueue_on_commit
-from shared.services import attributes, campaign_audience, templates
-from shared.audit import audit_on_commit
+from shared.redis_client import get_redis
+from shared.services import alerts, campaign_audience, campaign_preflight, templates
 
 EDITABLE_FIELDS = ("name", "description", "template_id", "variables", "audience", "number_ids",
                    "rate_limit_per_second", "delay_ms", "attribution_hours", "validity_hours")
@@ -131,7 +130,7 @@ def _checked(session: Session, org: Organization, values: dict[str, Any]) -> dic
                 f"Template {template.name!r} is {template.status}; a campaign sends only an APPROVED template",
                 details={"field": "template_id", "status": template.status})
         out["template_id"] = template.id
-        problems = variable_problems(session, org.id, template, values.get("variables") or {})
+        problems = campaign_preflight.variable_problems(session, org.id, template, values.get("variables") or {})
         if problems:
             raise CampaignInvalidError("The variables do not fit the template", details={"problems": problems})
     if "audience" in values:
@@ -142,12 +141,6 @@ def _checked(session: Session, org: Organization, values: dict[str, Any]) -> dic
         if values.get(field) is not None and values[field] <= 0:
             raise CampaignInvalidError(f"{field} must be positive", details={"field": field})
     return out
-
-
-def variable_problems(session: Session, org_id: uuid.UUID, template: MessageTemplate,
-                      mapping: dict[str, Any]) -> list[dict[str, Any]]:
-    keys = set(attributes.attribute_types(session, org_id=org_id))
-    return campaign_variables.check_mapping(templates.definition_of(template), mapping, attribute_keys=keys)
 
 
 def _own_numbers(session: Session, org_id: uuid.UUID, number_ids: list[Any]) -> list[uuid.UUID]:
@@ -210,8 +203,6 @@ def start(session: Session, *, org: Organization, campaign: Campaign, user_id: u
 
 
 def _refuse_blocked(session: Session, org: Organization, campaign: Campaign) -> None:
-    from shared.services import campaign_preflight  # noqa: PLC0415  (the pre-flight reads this module's checks)
-
     report = campaign_preflight.preflight(session, org=org, campaign=campaign)
     if report["blocking"]:
         raise PreflightBlockedError("The campaign cannot start: " + "; ".join(p["message"] for p in report["problems"]),
@@ -272,8 +263,6 @@ def withdraw_queued(session: Session, campaign: Campaign) -> int:
 
 
 def _publish_dispatch(session: Session, campaign: Campaign) -> None:
-    from shared.services.campaign_dispatch import new_chain  # noqa: PLC0415  (the drip imports this module)
-
     enqueue_on_commit(session, DISPATCH_CAMPAIGN, campaign_id=str(campaign.id), org_id=str(campaign.organization_id),
                       chain=new_chain(campaign.id))
 
@@ -290,8 +279,6 @@ def due_to_start(session: Session) -> list[tuple[uuid.UUID, uuid.UUID]]:
 
 def start_scheduled(session: Session, *, org_id: uuid.UUID, campaign_id: uuid.UUID) -> str:
     """Beat's start of a campaign whose time came; one whose pre-flight blocks it fails, with an alert."""
-    from shared.services import alerts  # noqa: PLC0415
-
     campaign = session.execute(select(Campaign).where(Campaign.id == campaign_id).with_for_update(skip_locked=True)
                                .execution_options(all_tenants=True)).scalar_one_or_none()
     if campaign is None or campaign.status != CampaignStatus.scheduled:
@@ -314,3 +301,29 @@ def quiet_drips(session: Session, *, older_than: dt.datetime) -> list[tuple[uuid
         Campaign.status == CampaignStatus.running,
         (Campaign.ticked_at.is_(None)) | (Campaign.ticked_at < older_than)).execution_options(all_tenants=True))
     return [(row.id, row.organization_id) for row in rows]
+
+
+# -- one chain of drip turns per campaign ---------------------------------------------------------
+CHAIN_PREFIX = "pytake:campaigns:chain:"
+CHAIN_TTL_SECONDS = 3600
+
+
+def new_chain(campaign_id: uuid.UUID | str) -> str:
+    """A fresh chain for the campaign's turns; the chain before it ends at its next turn."""
+    token = uuid.uuid4().hex
+    get_redis().set(f"{CHAIN_PREFIX}{campaign_id}", token, ex=CHAIN_TTL_SECONDS)
+    return token
+
+
+def holds_chain(campaign_id: uuid.UUID | str, chain: str | None) -> bool:
+    key = f"{CHAIN_PREFIX}{campaign_id}"
+    redis = get_redis()
+    if chain is None:  # a turn published without a chain (an old message): it runs only if no chain does
+        return redis.get(key) is None
+    if redis.set(key, chain, nx=True, ex=CHAIN_TTL_SECONDS):
+        return True
+    held = redis.get(key)
+    if held is not None and (held.decode() if isinstance(held, bytes) else held) == chain:
+        redis.expire(key, CHAIN_TTL_SECONDS)
+        return True
+    return False

@@ -14,7 +14,6 @@ from web.schemas.campaigns import (
     CampaignListArgsSchema,
     CampaignSchema,
     CampaignWriteSchema,
-    ExportStartedSchema,
     FunnelSchema,
     PreflightSchema,
     PreviewArgsSchema,
@@ -24,6 +23,7 @@ from web.schemas.campaigns import (
     RecipientPageSchema,
     ScheduleSchema,
 )
+from web.schemas.whatsapp import JobStartedSchema
 
 blp = Blueprint("campaigns", __name__, description="Bulk template campaigns")
 
@@ -193,11 +193,11 @@ class CampaignRecipients(MethodView):
 @blp.route("/<campaign_id>/recipients/export")
 class CampaignRecipientsExport(MethodView):
     @requires(Permission.campaigns_read)
-    @blp.response(202, ExportStartedSchema)
+    @blp.response(202, JobStartedSchema)
     def post(self, campaign_id):
         """The per-recipient list as CSV, written by a job (GET /jobs/{id} gives its download link)."""
         campaign = _campaign(campaign_id)
         job, _ = create_job(get_session(), org_id=campaign.organization_id, kind="campaigns.export_recipients",
                             task_name=names.EXPORT_CAMPAIGN_RECIPIENTS, params={"campaign_id": str(campaign.id)},
                             created_by_id=_user_id())
-        return {"job_id": job.id}
+        return {"job_id": job.id, "status": job.status.value}

@@ -118,10 +118,6 @@ class RecipientPageSchema(ma.Schema):
     next_cursor = ma.fields.String(allow_none=True)
 
 
-class ExportStartedSchema(ma.Schema):
-    job_id = ma.fields.UUID()
-
-
 class PreflightSchema(ma.Schema):
     campaign_id = ma.fields.UUID()
     blocking = ma.fields.Boolean(metadata={"description": "True: start is refused until the problems are fixed"})

@@ -33,7 +33,7 @@ def dispatch(self, org_id: str, campaign_id: str, chain: str | None = None) -> s
     pause with an alert when the organization, the template or a number stops it.
     """
     settings = get_settings()
-    if not campaign_dispatch.holds_chain(campaign_id, chain):
+    if not campaigns.holds_chain(campaign_id, chain):
         return "replaced"
     with unit_of_work() as session:
         turn = campaign_dispatch.run_turn(session, campaign_id=campaign_id)
@@ -66,7 +66,7 @@ def sweep(org_id: str | None = None) -> None:
         quiet = campaigns.quiet_drips(session, older_than=utcnow() - dt.timedelta(seconds=settings.campaign_stale_seconds))
     for campaign_id, campaign_org_id in quiet:
         publish_now(names.DISPATCH_CAMPAIGN, org_id=str(campaign_org_id), campaign_id=str(campaign_id),
-                    chain=campaign_dispatch.new_chain(campaign_id))
+                    chain=campaigns.new_chain(campaign_id))
     if started or quiet:
         log.info("campaigns.sweep", started=[(str(c), o) for c, o in started], resumed=len(quiet))
 
