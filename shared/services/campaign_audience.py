@@ -54,7 +54,7 @@ from shared.models import (
     RecipientState,
 )
 from shared.phones import InvalidPhoneError, normalize_phone
-from shared.services import attributes, campaign_feedback, contact_filters, contact_import, segments
+from shared.services import attributes, campaign_feedback, consent, contact_filters, contact_import, segments
 from shared.services.consent import MessageCategory
 
 AUDIENCE_KEYS = {"all": (), "tags": ("tags_any", "tags_all", "tags_none"), "segment": ("segment_id",),
@@ -140,15 +140,6 @@ def read_list(session: Session, *, org: Organization, import_id: Any) -> ListRow
     return rows
 
 
-def category_of(template_category: str | None) -> MessageCategory:
-    name = (template_category or "").lower()
-    if name == "marketing":
-        return MessageCategory.marketing
-    if name == "utility":
-        return MessageCategory.utility
-    return MessageCategory.service
-
-
 def _number_for(number_ids: list[uuid.UUID]) -> ColumnElement:
     """One of the campaign's numbers per contact: a stable hash of the contact's id picks it."""
     if len(number_ids) == 1:
@@ -217,7 +208,7 @@ def audience_select(session: Session, *, org: Organization, campaign: Campaign, 
     """SELECT contact_id, number_id, phone_e164, reason for every contact the campaign's audience names."""
     number = _number_for(list(campaign.number_ids))
     required = campaign_variables.required_sources(campaign.variables or {})
-    reason = _reason(org.id, category_of(template_category), number, required).label("reason")
+    reason = _reason(org.id, consent.category_of(template_category), number, required).label("reason")
     return (select(Contact.id.label("contact_id"), number.label("number_id"), Contact.phone_e164, reason)
             .where(and_(*_conditions(session, org, campaign.audience or {}, listed)))
             .execution_options(all_tenants=True))

@@ -213,7 +213,7 @@ def _drip(session: Session, org: Organization, campaign: Campaign, template: Mes
         return 0, 0
     people = {c.id: c for c in session.execute(select(Contact).where(
         Contact.id.in_([row.contact_id for row in claimed])).execution_options(include_deleted=True)).scalars()}
-    category = campaign_audience.category_of(template.category)
+    category = consent.category_of(template.category)
     definition = templates.definition_of(template)
     compiled = campaign_variables.compile_mapping(campaign.variables or {})
     going: list[tuple[Any, dict[str, Any]]] = []

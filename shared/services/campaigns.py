@@ -95,8 +95,11 @@ def update_campaign(session: Session, *, org: Organization, campaign: Campaign, 
     if campaign.status in FINAL_STATUSES:
         raise CampaignStateError(f"A {campaign.status.value} campaign cannot change",
                                  details={"status": campaign.status.value})
-    merged = {field: getattr(campaign, field) for field in SENDING_FIELDS} | values
-    checked = _checked(session, org, merged)
+    # The sending fields are checked together when one of them changes (new variables against the kept
+    # template); a rename leaves them alone, even if Meta paused the template of a running campaign meanwhile.
+    sending = set(values) & set(SENDING_FIELDS)
+    checked = _checked(session, org, {field: getattr(campaign, field) for field in SENDING_FIELDS} | values
+                       if sending else values)
     for field in values:
         setattr(campaign, field, checked[field])
     session.flush()

@@ -34,6 +34,15 @@ class MessageCategory(str, enum.Enum):
     service = "service"  # an answer inside the customer-service window
 
 
+def category_of(template_category: str | None) -> MessageCategory:
+    """The consent a message needs: a free-form reply none beyond the window (service); a template its Meta
+    category's, marketing or utility (authentication templates are held to the utility opt-out)."""
+    if template_category is None:
+        return MessageCategory.service
+    name = template_category.lower()
+    return MessageCategory(name) if name in ("marketing", "utility") else MessageCategory.utility
+
+
 SCOPE_COLUMNS = {
     ConsentScope.marketing: ("marketing_consent",),
     ConsentScope.utility: ("utility_consent",),

@@ -188,17 +188,10 @@ def _context_wamid(session: Session, context: send_context.SendContext, reply_to
     return quoted.wamid
 
 
-def _category(template: MessageTemplate | None) -> consent.MessageCategory:
-    if template is None:
-        return consent.MessageCategory.service
-    name = template.category.lower()
-    return consent.MessageCategory(name) if name in ("marketing", "utility") else consent.MessageCategory.utility
-
-
 def _refusal(session: Session, *, context: send_context.SendContext, message_type: str, template: MessageTemplate | None,
              now: dt.datetime) -> ConflictError | None:
     """Why this message cannot be sent now, or None. The same rules hold at request and at send time."""
-    verdict = consent.eligibility(context, _category(template), unreachable_until=context.unreachable_until, now=now)
+    verdict = consent.eligibility(context, consent.category_of(template.category if template else None), unreachable_until=context.unreachable_until, now=now)
     if not verdict.eligible:
         return ContactIneligibleError(verdict.message or "The contact cannot be messaged",
                                       details={"reason": verdict.reason})

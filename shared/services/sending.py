@@ -213,13 +213,6 @@ FOR UPDATE OF m SKIP LOCKED
 """)
 
 
-def _category(template_category: str | None) -> consent.MessageCategory:
-    if template_category is None:
-        return consent.MessageCategory.service
-    name = template_category.lower()
-    return consent.MessageCategory(name) if name in ("marketing", "utility") else consent.MessageCategory.utility
-
-
 def claim_batch(session: Session, *, number_id: uuid.UUID | str, max_batch: int = 100,
                 horizon_seconds: float = 0.25) -> Batch | None:
     """Claim the number's due messages (queued → sending), as many as its pace sends in `horizon_seconds`
@@ -301,7 +294,7 @@ def _org_refusal(is_suspended: bool, subscription_status: str) -> tuple[str, str
 def _refusal(message: Message, window_expires_at: dt.datetime | None, unreachable_until: dt.datetime | None,
              contact: Contact, template_category: str | None, now: dt.datetime) -> tuple[str, str] | None:
     """The request-time rules (messages._refusal), again at send time."""
-    verdict = consent.eligibility(contact, _category(template_category if message.template_id else None),
+    verdict = consent.eligibility(contact, consent.category_of(template_category if message.template_id else None),
                                   unreachable_until=unreachable_until, now=now)
     if not verdict.eligible:
         return messages.ContactIneligibleError.code, verdict.message or "The contact cannot be messaged"

@@ -438,3 +438,25 @@ def test_after_a_130429_the_number_is_claimed_and_booked_at_a_slower_pace_under_
         assert len(batch.items) == int(batch.pace_mps * 0.05)
     finally:
         get_redis().delete(ratelimit.pace_key(str(number_id)))
+
+
+def test_a_running_campaign_can_be_renamed_after_meta_paused_its_template(client, admin_headers, template, audience,
+                                                                         db_session):
+    campaign = _campaign(client, admin_headers, template)
+    client.post(f"/api/v1/campaigns/{campaign['id']}/start", headers=admin_headers)
+    template.status = "PAUSED"
+    db_session.flush()
+    renamed = client.patch(f"/api/v1/campaigns/{campaign['id']}", json={"name": "Spring sale (paused by Meta)"},
+                           headers=admin_headers)
+    assert renamed.status_code == 200, renamed.get_json()
+    assert renamed.get_json()["name"] == "Spring sale (paused by Meta)"
+
+
+def test_an_authentication_campaign_skips_a_utility_opt_out_before_the_send_would_refuse_it(
+        client, admin_headers, template, audience, db_session):
+    template.category = "AUTHENTICATION"
+    audience["eligible"][0].utility_consent = ConsentState.opted_out
+    db_session.flush()
+    campaign = _campaign(client, admin_headers, template, variables={"body": [{"source": "literal", "value": "4821"}]})
+    report = client.get(f"/api/v1/campaigns/{campaign['id']}/preflight", headers=admin_headers).get_json()
+    assert report["recipients"]["suppressed_by_reason"]["opted_out"] == 1  # marketing opt-outs do not count here
